@@ -1,0 +1,275 @@
+"""`Cart`: a framework-agnostic cart with the method names of the ecart library."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from .errors import InvalidInput
+from .lines import (
+    CartState,
+    Limits,
+    Line,
+    Owner,
+    check_details,
+    check_product_id,
+    check_quantity,
+    check_strategy,
+    money_str,
+    parse_money,
+)
+from .stores.base import CartKey, CartStore, as_store, merge_marker
+
+DEFAULT_TTL = 604800
+MAX_IDENTIFIER_LENGTH = 200
+
+
+def _identifier(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InvalidInput("a cart identifier must be a string or an int")
+    text = str(value)
+    if not text or len(text) > MAX_IDENTIFIER_LENGTH or not text.isprintable():
+        raise InvalidInput(f"a cart identifier is 1 to {MAX_IDENTIFIER_LENGTH} printable characters")
+    return text
+
+
+def _ttl(value: object) -> int:
+    if type(value) is not int or value < 1:
+        raise InvalidInput(f"ttl must be a positive number of seconds, got {value!r}")
+    return value
+
+
+class Cart:
+    """One cart (an owner's `instance`) in a store.
+
+    Every change is a single atomic operation on the store; reads go to the store unless
+    the cart was given a known `state` to serve (as the Flask layer does inside its sync
+    window). Dropping a Cart object never touches the store.
+    """
+
+    def __init__(
+        self,
+        identifier: str | int,
+        store: CartStore | Any,
+        ttl: int = DEFAULT_TTL,
+        *,
+        instance: str = "cart",
+        customer_id: str | None = None,
+        limits: Limits | None = None,
+        state: CartState | None = None,
+    ) -> None:
+        self.key = CartKey(_identifier(identifier), _identifier(instance))
+        self.store = as_store(store)
+        self.ttl = _ttl(ttl)
+        self.customer_id = customer_id
+        self.limits = limits or Limits()
+        self._state = state
+
+    def __repr__(self) -> str:
+        return f"<Cart {self.key.identifier!r} instance={self.key.instance!r}>"
+
+    @property
+    def identifier(self) -> str:
+        return self.key.identifier
+
+    @property
+    def instance(self) -> str:
+        return self.key.instance
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(self.customer_id, self.ttl)
+
+    # -- state -----------------------------------------------------------------------
+
+    @property
+    def state(self) -> CartState:
+        """The cart as last read or written (read from the store when not known yet)."""
+        if self._state is None:
+            self._state = self.store.load(self.key)
+        return self._state
+
+    def refresh(self) -> CartState:
+        """Read the cart from the store now."""
+        self._state = self.store.load(self.key)
+        return self._state
+
+    def _read(self) -> CartState:
+        return self.state if self._state is not None and self._cached else self.refresh()
+
+    _cached = False
+
+    def serve_cached(self, state: CartState) -> None:
+        """Serve reads from `state` (a fresh-enough copy) until the next change."""
+        self._state = state
+        self._cached = True
+
+    def _wrote(self, state: CartState) -> CartState:
+        self._state = state
+        return state
+
+    @property
+    def version(self) -> int:
+        return self.state.version
+
+    # -- ecart API: changes ------------------------------------------------------------
+
+    def add(self, product_id: str, unit_cost: Any, quantity: int = 1, **extra: Any) -> None:
+        """Add `quantity` units (default 1) to the product's line, creating it if new."""
+        line = Line(
+            check_product_id(product_id),
+            check_quantity(quantity, self.limits),
+            money_str(parse_money(unit_cost)),
+            check_details(extra),
+        )
+        self._wrote(self.store.add(self.key, line, owner=self.owner, limits=self.limits))
+
+    def update(self, product_id: str, quantity: int) -> None:
+        """Set the line's quantity; 0 removes it. A missing line raises LineNotFound."""
+        check_product_id(product_id)
+        check_quantity(quantity, self.limits, allow_zero=True)
+        self._wrote(
+            self.store.set_quantity(
+                self.key, product_id, quantity, owner=self.owner, limits=self.limits
+            )
+        )
+
+    def remove(self, product_id: str) -> bool:
+        """Remove the product's line; False when it was not in the cart."""
+        check_product_id(product_id)
+        removed, state = self.store.remove(self.key, product_id, owner=self.owner)
+        self._wrote(state)
+        return removed
+
+    def clear(self) -> None:
+        """Remove every line; the cart itself stays."""
+        self._wrote(self.store.clear(self.key, owner=self.owner))
+
+    def destroy(self) -> None:
+        """Delete the cart from the store."""
+        self.store.delete(self.key)
+        self._wrote(CartState())
+
+    def set_ttl(self, seconds: int) -> bool:
+        """Set the cart's remaining lifetime in seconds (False when there is no cart)."""
+        return self.store.set_ttl(self.key, _ttl(seconds))
+
+    def get_ttl(self) -> int:
+        """Seconds until the cart expires (0 when there is no cart)."""
+        return self.store.get_ttl(self.key)
+
+    # -- ecart API: reads --------------------------------------------------------------
+
+    def get(self) -> dict[str, dict[str, Any]]:
+        """Every line: product id -> details (`unit_cost` as Decimal, `quantity`, extras)."""
+        return {pid: line.details() for pid, line in self._read().lines.items()}
+
+    def get_product(self, product_id: str) -> dict[str, Any]:
+        """The line's details, or {} when the product is not in the cart."""
+        line = self._read().lines.get(product_id)
+        return line.details() if line else {}
+
+    def contains(self, product_id: str) -> bool:
+        return product_id in self._read().lines
+
+    def count(self) -> int:
+        """Distinct lines."""
+        return len(self._read().lines)
+
+    def quantity(self) -> int:
+        """Total units."""
+        return sum(line.quantity for line in self._read().lines.values())
+
+    def total_cost(self) -> Decimal:
+        """Exact sum of unit_cost x quantity over lines still available."""
+        return sum(
+            (
+                Decimal(line.unit_cost) * line.quantity
+                for line in self._read().lines.values()
+                if line.extra.get("available", True) is not False
+            ),
+            Decimal(0),
+        )
+
+    # -- whole-cart operations -----------------------------------------------------------
+
+    def copy(self, new_identifier: str | int) -> Cart:
+        """A copy of this cart's lines at `new_identifier` (its former lines are replaced)."""
+        target = Cart(
+            new_identifier,
+            self.store,
+            self.ttl,
+            instance=self.instance,
+            customer_id=self.customer_id,
+            limits=self.limits,
+        )
+        source = self.refresh()
+        target.clear()
+        if source.lines:
+            outcome = self.store.merge(
+                target.key,
+                source.lines,
+                strategy="guest",
+                marker=f"copy:{merge_marker(self.key, source)}:{target.state.version}",
+                owner=target.owner,
+                limits=self.limits,
+            )
+            target._wrote(outcome.state)
+        return target
+
+    def merge(
+        self,
+        other: Cart,
+        strategy: str = "sum",
+        *,
+        line_caps: dict[str, int] | None = None,
+    ) -> dict[str, int]:
+        """Merge `other` into this cart and delete `other`; returns units moved per product.
+
+        `other` is sealed first, so it cannot change under the merge; the merge is recorded
+        in this cart in the same write that applies it, then `other` is deleted. Re-running
+        after a crash at any point, or concurrently, applies the lines exactly once.
+        """
+        check_strategy(strategy)
+        if other.key == self.key and other.store is self.store:
+            raise InvalidInput("a cart cannot be merged into itself")
+        sealed = other.store.seal(other.key)
+        if not sealed.exists:
+            return {}
+        outcome = self.store.merge(
+            self.key,
+            sealed.lines,
+            strategy=strategy,
+            marker=merge_marker(other.key, sealed),
+            owner=self.owner,
+            limits=self.limits,
+            line_caps=line_caps,
+        )
+        self._wrote(outcome.state)
+        other.store.delete(other.key)
+        other._wrote(CartState())
+        return dict(outcome.moved)
+
+    def checkout(self) -> dict[str, Any]:
+        """The final snapshot of the cart; the cart is removed from the store."""
+        state = self.store.take(self.key)
+        self._wrote(CartState())
+        return snapshot(self.key, state)
+
+
+def snapshot(key: CartKey, state: CartState) -> dict[str, Any]:
+    """A plain description of a cart state (for orders, logs and JSON)."""
+    available = [
+        line for line in state.lines.values() if line.extra.get("available", True) is not False
+    ]
+    return {
+        "identifier": key.identifier,
+        "instance": key.instance,
+        "customer_id": state.customer_id,
+        "version": state.version,
+        "items": {pid: line.details() for pid, line in state.lines.items()},
+        "count": len(state.lines),
+        "quantity": sum(line.quantity for line in state.lines.values()),
+        "total_cost": sum((Decimal(ln.unit_cost) * ln.quantity for ln in available), Decimal(0)),
+        "updated_at": state.updated_at,
+    }

@@ -1,0 +1,90 @@
+"""Cart errors: each carries the JSON error code and HTTP status it maps to."""
+
+from __future__ import annotations
+
+
+class CartError(Exception):
+    """Base class of every error flask-cart raises on purpose."""
+
+    code = "cart_error"
+    status = 400
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidInput(CartError):
+    """Malformed input: a bad quantity, product id, price or detail (400)."""
+
+    code = "invalid_input"
+    status = 400
+
+
+class InvalidQuantity(InvalidInput):
+    code = "invalid_quantity"
+
+
+class InvalidProductId(InvalidInput):
+    code = "invalid_product_id"
+
+
+class InvalidPrice(InvalidInput):
+    code = "invalid_price"
+
+
+class InvalidDetails(InvalidInput):
+    code = "invalid_details"
+
+
+class InvalidInstance(InvalidInput):
+    code = "invalid_instance"
+
+
+class NotFound(CartError):
+    """An unknown product or a line that is not in the cart (404)."""
+
+    code = "not_found"
+    status = 404
+
+
+class LineNotFound(NotFound):
+    code = "line_not_found"
+
+
+class UnknownProduct(NotFound):
+    code = "unknown_product"
+
+
+class LimitExceeded(CartError):
+    """A change that would pass a cap or the stock (422); nothing was changed."""
+
+    code = "limit_exceeded"
+    status = 422
+
+
+class QuantityLimitExceeded(LimitExceeded):
+    code = "quantity_limit"
+
+
+class LineLimitExceeded(LimitExceeded):
+    code = "line_limit"
+
+
+class StockExceeded(LimitExceeded):
+    code = "insufficient_stock"
+
+
+class CartClosed(CartError):
+    """The cart was merged away or is being merged; it takes no more changes (409)."""
+
+    code = "cart_closed"
+    status = 409
+
+
+class StoreUnavailable(CartError):
+    """The store did not answer in time or refused the connection (503)."""
+
+    code = "store_unavailable"
+    status = 503

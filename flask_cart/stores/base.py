@@ -1,0 +1,158 @@
+"""The store interface: every change is one atomic delta operation on the store."""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..lines import CartState, Limits, Line, MergeOutcome, Owner
+
+
+@dataclass(frozen=True)
+class CartKey:
+    """Where a cart lives: its owner's identifier and the instance ("cart", "wishlist")."""
+
+    identifier: str
+    instance: str = "cart"
+
+
+def new_op_id() -> str:
+    """A unique id for one change, so a store can recognise a resent request."""
+    return uuid.uuid4().hex[:16]
+
+
+class CartStore(ABC):
+    """Atomic, delta-based storage of carts.
+
+    Each write returns the cart's new state with a store-assigned version that grows by
+    at least one per change. A write never takes a whole cart computed elsewhere.
+    """
+
+    @abstractmethod
+    def load(self, key: CartKey) -> CartState:
+        """The cart as stored now (version 0 and no lines when absent or expired)."""
+
+    @abstractmethod
+    def add(
+        self, key: CartKey, line: Line, *, owner: Owner, limits: Limits
+    ) -> CartState:
+        """Add `line.quantity` units to the line (created if new); its price and details win."""
+
+    @abstractmethod
+    def set_quantity(
+        self,
+        key: CartKey,
+        product_id: str,
+        quantity: int,
+        *,
+        owner: Owner,
+        limits: Limits,
+    ) -> CartState:
+        """Set a present line's quantity; 0 removes it."""
+
+    @abstractmethod
+    def remove(
+        self, key: CartKey, product_id: str, *, owner: Owner
+    ) -> tuple[bool, CartState]:
+        """Remove a line; False when it was not there (and nothing changed)."""
+
+    @abstractmethod
+    def clear(self, key: CartKey, *, owner: Owner) -> CartState:
+        """Remove every line, keeping the cart (and its version history)."""
+
+    @abstractmethod
+    def delete(self, key: CartKey) -> bool:
+        """Delete the cart; True when there was one."""
+
+    @abstractmethod
+    def take(self, key: CartKey) -> CartState:
+        """Atomically read and delete the cart (checkout): one caller gets the lines."""
+
+    @abstractmethod
+    def seal(self, key: CartKey) -> CartState:
+        """Close the cart to further changes (before merging it away) and return it."""
+
+    @abstractmethod
+    def merge(
+        self,
+        key: CartKey,
+        source: Mapping[str, Line],
+        *,
+        strategy: str,
+        marker: str,
+        owner: Owner,
+        limits: Limits,
+        line_caps: Mapping[str, int] | None = None,
+    ) -> MergeOutcome:
+        """Merge lines into the cart once per `marker`: a repeated marker changes nothing."""
+
+    @abstractmethod
+    def get_ttl(self, key: CartKey) -> int:
+        """Seconds until the cart expires; 0 when it does not exist."""
+
+    @abstractmethod
+    def set_ttl(self, key: CartKey, seconds: int) -> bool:
+        """Set the cart's remaining lifetime; False when it does not exist."""
+
+    def rekey(
+        self, source: CartKey, target: CartKey, *, owner: Owner, limits: Limits
+    ) -> CartState:
+        """Move a cart to a new key (as after registration), leaving nothing at `source`."""
+        sealed = self.seal(source)
+        if not sealed.exists:
+            return self.load(target)
+        outcome = self.merge(
+            target,
+            sealed.lines,
+            strategy="sum",
+            marker=merge_marker(source, sealed),
+            owner=owner,
+            limits=limits,
+        )
+        self.delete(source)
+        return outcome.state
+
+    def close(self) -> None:
+        """Release connections the store opened itself."""
+
+
+def merge_marker(source: CartKey, state: CartState) -> str:
+    """Names one merge of one sealed source cart, for idempotence."""
+    return f"{source.identifier}:{source.instance}@{state.version}"
+
+
+def store_from_name(name: str) -> type[CartStore]:
+    """A store class by short name ("redis", "sqlalchemy") or dotted path."""
+    if name == "redis":
+        from .redis import RedisStore
+
+        return RedisStore
+    if name in ("sqlalchemy", "sql"):
+        from .sql import SQLStore
+
+        return SQLStore
+    from werkzeug.utils import import_string
+
+    cls: Any = import_string(name)
+    if not (isinstance(cls, type) and issubclass(cls, CartStore)):
+        raise TypeError(f"{name!r} is not a CartStore subclass")
+    return cls
+
+
+def as_store(obj: object) -> CartStore:
+    """A CartStore as is; a redis client wrapped in a RedisStore; an Engine in a SQLStore."""
+    if isinstance(obj, CartStore):
+        return obj
+    module = type(obj).__module__
+    if module.startswith("redis"):
+        from .redis import RedisStore
+
+        return RedisStore(obj)
+    if module.startswith("sqlalchemy"):
+        from .sql import SQLStore
+
+        return SQLStore(obj)  # type: ignore[arg-type]
+    raise TypeError(f"expected a CartStore or a redis client, got {type(obj).__name__}")

@@ -1,0 +1,399 @@
+"""Redis store: one hash per cart, one Lua script per change, TTL renewed on every write.
+
+Layout of the hash ``<prefix>{<identifier>}:<instance>`` (the braces are a Redis Cluster
+hash tag, so both instances of one owner share a slot):
+
+- ``l:<product_id>``: ``"<quantity>|<seq>|<json [unit_cost, extra]>"``
+- ``_v`` version, ``_c``/``_u`` created/updated (ms since epoch), ``_k`` customer id
+  (empty for a guest), ``_n`` line sequence, ``_s`` sealed, ``_o`` ids of recent changes
+  (a resent change is recognised and not applied twice), ``m:<marker>`` merges applied.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from ..errors import CartClosed, LineNotFound, StoreUnavailable
+from ..lines import (
+    CartState,
+    Limits,
+    Line,
+    MergeOutcome,
+    Owner,
+    apply_add,
+    apply_merge,
+)
+from .base import CartKey, CartStore, new_op_id
+
+DEFAULT_TIMEOUT = 2.0
+MERGE_ATTEMPTS = 50
+
+_COMMON = """
+local key = KEYS[1]
+local op, now, ttl, customer = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local function answer(status, extra)
+  return {status, redis.call('HGETALL', key), extra or ''}
+end
+local function line_count()
+  local n = 0
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    if string.sub(f, 1, 2) == 'l:' then n = n + 1 end
+  end
+  return n
+end
+local function commit()
+  local ops = redis.call('HGET', key, '_o') or ''
+  local kept = {op}
+  for id in string.gmatch(ops, '%S+') do
+    if #kept < 8 then kept[#kept + 1] = id end
+  end
+  redis.call('HINCRBY', key, '_v', 1)
+  redis.call('HSETNX', key, '_c', now)
+  redis.call('HSET', key, '_u', now, '_k', customer, '_o', table.concat(kept, ' '))
+  redis.call('EXPIRE', key, ttl)
+end
+if redis.call('HGET', key, '_s') == '1' then return answer('sealed') end
+local seen = ' ' .. (redis.call('HGET', key, '_o') or '') .. ' '
+if string.find(seen, ' ' .. op .. ' ', 1, true) then return answer('ok') end
+"""
+
+_ADD = (
+    _COMMON
+    + """
+local field, qty, details = 'l:' .. ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local max_qty, max_lines = tonumber(ARGV[8]), tonumber(ARGV[9])
+local current = redis.call('HGET', key, field)
+local seq
+if current then
+  local q, s = string.match(current, '^(%d+)|(%d+)|')
+  qty = qty + tonumber(q)
+  seq = s
+  if qty > max_qty then return answer('quantity_limit', q) end
+else
+  if line_count() >= max_lines then return answer('line_limit') end
+  seq = redis.call('HINCRBY', key, '_n', 1)
+end
+redis.call('HSET', key, field, qty .. '|' .. seq .. '|' .. details)
+commit()
+return answer('ok')
+"""
+)
+
+_SET = (
+    _COMMON
+    + """
+local field, qty = 'l:' .. ARGV[5], tonumber(ARGV[6])
+local current = redis.call('HGET', key, field)
+if not current then return answer('missing') end
+if qty == 0 then
+  redis.call('HDEL', key, field)
+else
+  local rest = string.match(current, '^%d+(|.*)$')
+  redis.call('HSET', key, field, qty .. rest)
+end
+commit()
+return answer('ok')
+"""
+)
+
+_REMOVE = (
+    _COMMON
+    + """
+if redis.call('HDEL', key, 'l:' .. ARGV[5]) == 0 then return answer('missing') end
+commit()
+return answer('ok')
+"""
+)
+
+_CLEAR = (
+    _COMMON
+    + """
+if redis.call('EXISTS', key) == 0 then return answer('ok') end
+for _, f in ipairs(redis.call('HKEYS', key)) do
+  if string.sub(f, 1, 2) == 'l:' then redis.call('HDEL', key, f) end
+end
+commit()
+return answer('ok')
+"""
+)
+
+_TAKE = """
+local all = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+return {'ok', all, ''}
+"""
+
+_SEAL = """
+local key = KEYS[1]
+if redis.call('EXISTS', key) == 1 and redis.call('HGET', key, '_s') ~= '1' then
+  redis.call('HSET', key, '_s', '1', '_u', ARGV[1])
+  redis.call('HINCRBY', key, '_v', 1)
+end
+return {'ok', redis.call('HGETALL', key), ''}
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _ms(value: str | None) -> datetime | None:
+    return datetime.fromtimestamp(int(value) / 1000, UTC) if value else None
+
+
+def decode_hash(raw: Any) -> CartState:
+    """A cart hash (HGETALL as a flat list or a dict) to a CartState."""
+    items = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2])
+    fields = {_text(k): _text(v) for k, v in items}
+    if not fields:
+        return CartState()
+    ordered: list[tuple[int, Line]] = []
+    merged = set()
+    for name, value in fields.items():
+        if name.startswith("l:"):
+            quantity, seq, details = value.split("|", 2)
+            unit_cost, extra = json.loads(details)
+            ordered.append((int(seq), Line(name[2:], int(quantity), unit_cost, extra)))
+        elif name.startswith("m:"):
+            merged.add(name[2:])
+    ordered.sort(key=lambda pair: pair[0])
+    return CartState(
+        lines={line.product_id: line for _, line in ordered},
+        version=int(fields.get("_v", 0)),
+        created_at=_ms(fields.get("_c")),
+        updated_at=_ms(fields.get("_u")),
+        customer_id=fields.get("_k") or None,
+        sealed=fields.get("_s") == "1",
+        merged=frozenset(merged),
+    )
+
+
+def encode_line(line: Line, seq: int) -> str:
+    details = json.dumps([line.unit_cost, dict(line.extra)], separators=(",", ":"))
+    return f"{line.quantity}|{seq}|{details}"
+
+
+class RedisStore(CartStore):
+    """Carts in Redis (or Redis Cluster) hashes, changed by Lua scripts."""
+
+    def __init__(self, client: Any, *, prefix: str = "flask_cart:") -> None:
+        self.client = client
+        self.prefix = prefix
+        self._owns_client = False
+        self._scripts = {
+            name: client.register_script(source)
+            for name, source in {
+                "add": _ADD,
+                "set": _SET,
+                "remove": _REMOVE,
+                "clear": _CLEAR,
+                "take": _TAKE,
+                "seal": _SEAL,
+            }.items()
+        }
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, timeout: float = DEFAULT_TIMEOUT, prefix: str = "flask_cart:"
+    ) -> RedisStore:
+        """A store on a new client with bounded timeouts and no blind retries."""
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=30,
+        )
+        store = cls(client, prefix=prefix)
+        store._owns_client = True
+        return store
+
+    def key(self, key: CartKey) -> str:
+        return f"{self.prefix}{{{quote(key.identifier, safe='')}}}:{quote(key.instance, safe='')}"
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        import redis.exceptions as rex
+
+        try:
+            yield
+        except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
+            raise StoreUnavailable(
+                f"the Redis cart store is unavailable: {exc}"
+            ) from exc
+
+    def _run(
+        self, name: str, key: CartKey, args: list[Any]
+    ) -> tuple[str, CartState, str]:
+        with self._guard():
+            status, raw, extra = self._scripts[name](keys=[self.key(key)], args=args)
+        return _text(status), decode_hash(raw), _text(extra)
+
+    def _write(
+        self, name: str, key: CartKey, owner: Owner, args: list[Any]
+    ) -> tuple[str, CartState, str]:
+        head = [
+            new_op_id(),
+            int(time.time() * 1000),
+            owner.ttl,
+            owner.customer_id or "",
+        ]
+        status, state, extra = self._run(name, key, head + args)
+        if status == "sealed":
+            raise CartClosed(
+                "this cart was merged into another and takes no more changes"
+            )
+        return status, state, extra
+
+    def load(self, key: CartKey) -> CartState:
+        with self._guard():
+            return decode_hash(self.client.hgetall(self.key(key)))
+
+    def add(
+        self, key: CartKey, line: Line, *, owner: Owner, limits: Limits
+    ) -> CartState:
+        details = json.dumps([line.unit_cost, dict(line.extra)], separators=(",", ":"))
+        args = [
+            line.product_id,
+            line.quantity,
+            details,
+            limits.max_line_quantity,
+            limits.max_lines,
+        ]
+        status, state, extra = self._write("add", key, owner, args)
+        if status != "ok":
+            # Re-raise with the same message the pure rule gives.
+            in_cart = int(extra or 0)
+            lines = dict(state.lines)
+            if status == "quantity_limit":
+                lines[line.product_id] = Line(line.product_id, in_cart, line.unit_cost)
+            apply_add(lines, line, limits)
+        return state
+
+    def set_quantity(
+        self,
+        key: CartKey,
+        product_id: str,
+        quantity: int,
+        *,
+        owner: Owner,
+        limits: Limits,
+    ) -> CartState:
+        status, state, _ = self._write("set", key, owner, [product_id, quantity])
+        if status == "missing":
+            raise LineNotFound(
+                f"product {product_id!r} is not in the cart", product_id=product_id
+            )
+        return state
+
+    def remove(
+        self, key: CartKey, product_id: str, *, owner: Owner
+    ) -> tuple[bool, CartState]:
+        status, state, _ = self._write("remove", key, owner, [product_id])
+        return status == "ok", state
+
+    def clear(self, key: CartKey, *, owner: Owner) -> CartState:
+        return self._write("clear", key, owner, [])[1]
+
+    def delete(self, key: CartKey) -> bool:
+        with self._guard():
+            return bool(self.client.delete(self.key(key)))
+
+    def take(self, key: CartKey) -> CartState:
+        return self._run("take", key, [])[1]
+
+    def seal(self, key: CartKey) -> CartState:
+        return self._run("seal", key, [int(time.time() * 1000)])[1]
+
+    def merge(
+        self,
+        key: CartKey,
+        source: Mapping[str, Line],
+        *,
+        strategy: str,
+        marker: str,
+        owner: Owner,
+        limits: Limits,
+        line_caps: Mapping[str, int] | None = None,
+    ) -> MergeOutcome:
+        """WATCH the target, apply the shared merge rule, write absolute values in MULTI/EXEC.
+
+        A concurrent change to the target aborts the EXEC and the merge is recomputed; the
+        marker, written in the same transaction, makes a repeated merge a no-op.
+        """
+        import redis.exceptions as rex
+
+        name = self.key(key)
+        with self._guard(), self.client.pipeline(transaction=True) as pipe:
+            for _ in range(MERGE_ATTEMPTS):
+                try:
+                    pipe.watch(name)
+                    raw = pipe.hgetall(name)
+                    state = decode_hash(raw)
+                    if state.sealed:
+                        raise CartClosed("this cart was merged into another")
+                    if marker in state.merged:
+                        pipe.reset()
+                        return MergeOutcome(state, already_merged=True)
+                    lines, moved, dropped = apply_merge(
+                        state.lines, source, strategy, limits, line_caps
+                    )
+                    fields = {
+                        _text(k): _text(v) for k, v in (raw.items() if raw else [])
+                    }
+                    seq = int(fields.get("_n", 0))
+                    now = int(time.time() * 1000)
+                    pipe.multi()
+                    for product_id in state.lines.keys() - lines.keys():
+                        pipe.hdel(name, f"l:{product_id}")
+                    mapping: dict[str, Any] = {}
+                    for product_id, line in lines.items():
+                        if state.lines.get(product_id) == line:
+                            continue
+                        if product_id in state.lines:
+                            line_seq = int(fields[f"l:{product_id}"].split("|", 2)[1])
+                        else:
+                            seq += 1
+                            line_seq = seq
+                        mapping[f"l:{product_id}"] = encode_line(line, line_seq)
+                    mapping.update(
+                        {
+                            "_v": state.version + 1,
+                            "_u": now,
+                            "_n": seq,
+                            "_k": owner.customer_id or "",
+                            f"m:{marker}": now,
+                        }
+                    )
+                    pipe.hsetnx(name, "_c", now)
+                    pipe.hset(name, mapping=mapping)
+                    pipe.expire(name, owner.ttl)
+                    pipe.hgetall(name)
+                    new_raw = pipe.execute()[-1]
+                    return MergeOutcome(decode_hash(new_raw), moved, dropped)
+                except rex.WatchError:
+                    continue
+        raise StoreUnavailable("the cart changed too often to merge; try again")
+
+    def get_ttl(self, key: CartKey) -> int:
+        with self._guard():
+            seconds = int(self.client.ttl(self.key(key)))
+        return max(seconds, 0)
+
+    def set_ttl(self, key: CartKey, seconds: int) -> bool:
+        with self._guard():
+            return bool(self.client.expire(self.key(key), seconds))
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()

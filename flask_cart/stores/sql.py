@@ -1,0 +1,410 @@
+"""SQL store (SQLAlchemy 2): one row per cart, changed under a row lock in one transaction.
+
+Each change upserts the row and locks it in one statement (``INSERT ... ON CONFLICT DO
+UPDATE ... RETURNING`` on PostgreSQL and SQLite; ``SELECT ... FOR UPDATE`` elsewhere),
+applies the shared line rules, and writes the result with a new version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from ..errors import CartClosed, StoreUnavailable
+from ..lines import (
+    CartState,
+    Limits,
+    Line,
+    MergeOutcome,
+    Owner,
+    apply_add,
+    apply_merge,
+    apply_set,
+    lines_from_json,
+    lines_to_json,
+)
+from .base import CartKey, CartStore
+
+DEFAULT_TABLE = "flask_cart"
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps naive UTC text)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(
+        self, value: datetime | None, dialect: Dialect
+    ) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(
+        self, value: datetime | None, dialect: Dialect
+    ) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+def cart_table(metadata: sa.MetaData, name: str = DEFAULT_TABLE) -> sa.Table:
+    """The carts table on `metadata` (reused when already defined there)."""
+    if name in metadata.tables:
+        return metadata.tables[name]
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
+        ),
+        sa.Column("identifier", sa.String(255), nullable=False),
+        sa.Column("instance", sa.String(64), nullable=False),
+        sa.Column("content", sa.JSON, nullable=False),
+        sa.Column("customer_id", sa.String(255), nullable=True),
+        sa.Column("is_guest", sa.Boolean, nullable=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+        sa.Column("expires_at", UTCDateTime, nullable=True),
+        sa.UniqueConstraint("identifier", "instance", name=f"uq_{name}_key"),
+        sa.Index(f"ix_{name}_cleanup", "is_guest", "updated_at"),
+    )
+
+
+class _Unchanged(Exception):
+    """Rolls a write back when it turns out to change nothing."""
+
+    def __init__(self, state: CartState) -> None:
+        self.state = state
+
+
+def _content(
+    lines: Mapping[str, Line], state: CartState, **changes: Any
+) -> dict[str, Any]:
+    content = {
+        "lines": lines_to_json(lines),
+        "merged": sorted(state.merged),
+        "sealed": False,
+    }
+    content.update(changes)
+    return content
+
+
+class SQLStore(CartStore):
+    """Carts in one SQL table, on the app's Flask-SQLAlchemy `db` or an own engine."""
+
+    def __init__(
+        self,
+        engine: Engine | Callable[[], Engine],
+        *,
+        table: sa.Table | None = None,
+        table_name: str = DEFAULT_TABLE,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._engine = engine if callable(engine) else (lambda: engine)
+        self.table = (
+            table if table is not None else cart_table(sa.MetaData(), table_name)
+        )
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine()
+
+    def create_all(self) -> None:
+        """Create the table and its indexes where missing."""
+        with self._errors():
+            self.table.create(self.engine, checkfirst=True)
+
+    @staticmethod
+    @contextmanager
+    def _errors() -> Iterator[None]:
+        """Turn connection failures into StoreUnavailable; other errors pass through."""
+        try:
+            yield
+        except sa.exc.OperationalError as exc:
+            raise StoreUnavailable(f"the SQL cart store is unavailable: {exc.orig}") from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StoreUnavailable(f"the SQL cart store is unavailable: {exc.orig}") from exc
+            raise
+
+    def _where(self, key: CartKey) -> Any:
+        t = self.table.c
+        return sa.and_(t.identifier == key.identifier, t.instance == key.instance)
+
+    def _decode(self, row: Any, now: datetime) -> CartState:
+        if row is None or (row.expires_at is not None and row.expires_at <= now):
+            return CartState(version=row.version if row is not None else 0, lines={})
+        content = row.content or {}
+        return CartState(
+            lines=lines_from_json(content.get("lines")),
+            version=row.version,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            customer_id=row.customer_id,
+            sealed=bool(content.get("sealed")),
+            merged=frozenset(content.get("merged", ())),
+        )
+
+    def _lock_row(
+        self, conn: Connection, key: CartKey, owner: Owner, now: datetime
+    ) -> Any:
+        """Create the row if missing and lock it, returning it."""
+        t = self.table
+        values = {
+            "identifier": key.identifier,
+            "instance": key.instance,
+            "content": {"lines": [], "merged": [], "sealed": False},
+            "customer_id": owner.customer_id,
+            "is_guest": owner.customer_id is None,
+            "version": 0,
+            "created_at": now,
+            "updated_at": now,
+            "expires_at": now + timedelta(seconds=owner.ttl),
+        }
+        dialect = conn.dialect.name
+        if dialect in ("postgresql", "sqlite"):
+            module = (
+                sa.dialects.postgresql
+                if dialect == "postgresql"
+                else sa.dialects.sqlite
+            )
+            stmt = module.insert(t).values(values)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[t.c.identifier, t.c.instance],
+                set_={"version": t.c.version},
+            )
+            return conn.execute(stmt.returning(*t.c)).one()
+        try:
+            with conn.begin_nested():
+                conn.execute(sa.insert(t).values(values))
+        except IntegrityError:
+            pass
+        return conn.execute(
+            sa.select(t).where(self._where(key)).with_for_update()
+        ).one()
+
+    def _change(
+        self,
+        key: CartKey,
+        owner: Owner,
+        rule: Callable[[CartState], tuple[Mapping[str, Line], dict[str, Any]]],
+        *,
+        allow_sealed: bool = False,
+    ) -> CartState:
+        """Lock the cart, apply `rule` to it, write the result as the next version."""
+        now = self.clock()
+        try:
+            with self._errors(), self.engine.begin() as conn:
+                row = self._lock_row(conn, key, owner, now)
+                state = self._decode(row, now)
+                if state.sealed and not allow_sealed:
+                    raise CartClosed(
+                        "this cart was merged into another and takes no more changes"
+                    )
+                lines, changes = rule(state)
+                fresh = (
+                    row.expires_at is not None
+                    and row.expires_at <= now
+                    or row.version == 0
+                )
+                values = {
+                    "content": _content(lines, state, **changes),
+                    "version": row.version + 1,
+                    "updated_at": now,
+                    "customer_id": owner.customer_id,
+                    "is_guest": owner.customer_id is None,
+                    "expires_at": now + timedelta(seconds=owner.ttl),
+                }
+                if fresh:
+                    values["created_at"] = now
+                conn.execute(
+                    sa.update(self.table)
+                    .where(self.table.c.id == row.id)
+                    .values(values)
+                )
+        except _Unchanged as unchanged:
+            return unchanged.state
+        return CartState(
+            lines=dict(lines),
+            version=row.version + 1,
+            created_at=now if fresh else row.created_at,
+            updated_at=now,
+            customer_id=owner.customer_id,
+            sealed=bool(changes.get("sealed", False)),
+            merged=frozenset(changes.get("merged", state.merged)),
+        )
+
+    def load(self, key: CartKey) -> CartState:
+        with self._errors(), self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(self.table).where(self._where(key))
+            ).one_or_none()
+        state = self._decode(row, self.clock())
+        return state if row is not None else CartState()
+
+    def add(
+        self, key: CartKey, line: Line, *, owner: Owner, limits: Limits
+    ) -> CartState:
+        return self._change(
+            key, owner, lambda s: (apply_add(s.lines, line, limits), {})
+        )
+
+    def set_quantity(
+        self,
+        key: CartKey,
+        product_id: str,
+        quantity: int,
+        *,
+        owner: Owner,
+        limits: Limits,
+    ) -> CartState:
+        return self._change(
+            key, owner, lambda s: (apply_set(s.lines, product_id, quantity, limits), {})
+        )
+
+    def remove(self, key: CartKey, product_id: str, *, owner: Owner) -> tuple[bool, CartState]:
+        removed: list[bool] = []
+
+        def rule(state: CartState) -> tuple[Mapping[str, Line], dict[str, Any]]:
+            if product_id not in state.lines:
+                raise _Unchanged(state if state.exists else CartState())
+            removed.append(True)
+            return {k: v for k, v in state.lines.items() if k != product_id}, {}
+
+        state = self._change(key, owner, rule)
+        return bool(removed), state
+
+    def clear(self, key: CartKey, *, owner: Owner) -> CartState:
+        def rule(state: CartState) -> tuple[Mapping[str, Line], dict[str, Any]]:
+            if not state.exists:
+                raise _Unchanged(CartState())
+            return {}, {}
+
+        return self._change(key, owner, rule)
+
+    def delete(self, key: CartKey) -> bool:
+        with self._errors(), self.engine.begin() as conn:
+            return bool(
+                conn.execute(sa.delete(self.table).where(self._where(key))).rowcount
+            )
+
+    def take(self, key: CartKey) -> CartState:
+        now = self.clock()
+        t = self.table
+        with self._errors(), self.engine.begin() as conn:
+            if conn.dialect.delete_returning:
+                row = conn.execute(
+                    sa.delete(t).where(self._where(key)).returning(*t.c)
+                ).first()
+            else:
+                row = conn.execute(
+                    sa.select(t).where(self._where(key)).with_for_update()
+                ).one_or_none()
+                if row is not None:
+                    conn.execute(sa.delete(t).where(t.c.id == row.id))
+        return self._decode(row, now) if row is not None else CartState()
+
+    def seal(self, key: CartKey) -> CartState:
+        current = self.load(key)
+        if not current.exists or current.sealed:
+            return current
+        owner = Owner(current.customer_id, max(self.get_ttl(key), 1))
+
+        def rule(state: CartState) -> tuple[Mapping[str, Line], dict[str, Any]]:
+            if state.sealed:
+                raise _Unchanged(state)
+            return state.lines, {"sealed": True}
+
+        return self._change(key, owner, rule, allow_sealed=True)
+
+    def merge(
+        self,
+        key: CartKey,
+        source: Mapping[str, Line],
+        *,
+        strategy: str,
+        marker: str,
+        owner: Owner,
+        limits: Limits,
+        line_caps: Mapping[str, int] | None = None,
+    ) -> MergeOutcome:
+        result: dict[str, Any] = {}
+
+        def rule(state: CartState) -> tuple[Mapping[str, Line], dict[str, Any]]:
+            if marker in state.merged:
+                raise _Unchanged(state)
+            lines, moved, dropped = apply_merge(
+                state.lines, source, strategy, limits, line_caps
+            )
+            result.update(moved=moved, dropped=dropped)
+            return lines, {"merged": sorted(state.merged | {marker})}
+
+        state = self._change(key, owner, rule)
+        if not result:
+            return MergeOutcome(state, already_merged=True)
+        return MergeOutcome(state, result["moved"], result["dropped"])
+
+    def rekey(
+        self, source: CartKey, target: CartKey, *, owner: Owner, limits: Limits
+    ) -> CartState:
+        """Re-key the row in place when the target has no cart; else merge as the base does."""
+        now = self.clock()
+        t = self.table
+        with self._errors(), self.engine.begin() as conn:
+            taken = conn.execute(sa.select(t.c.id).where(self._where(target))).first()
+            if taken is None:
+                moved = conn.execute(
+                    sa.update(t)
+                    .where(self._where(source))
+                    .values(
+                        identifier=target.identifier,
+                        instance=target.instance,
+                        customer_id=owner.customer_id,
+                        is_guest=owner.customer_id is None,
+                        version=t.c.version + 1,
+                        updated_at=now,
+                        expires_at=now + timedelta(seconds=owner.ttl),
+                    )
+                ).rowcount
+                if moved:
+                    return self._decode_key(conn, target, now)
+        return super().rekey(source, target, owner=owner, limits=limits)
+
+    def _decode_key(self, conn: Connection, key: CartKey, now: datetime) -> CartState:
+        row = conn.execute(sa.select(self.table).where(self._where(key))).one()
+        return self._decode(row, now)
+
+    def get_ttl(self, key: CartKey) -> int:
+        now = self.clock()
+        with self._errors(), self.engine.connect() as conn:
+            expires = conn.execute(
+                sa.select(self.table.c.expires_at).where(self._where(key))
+            ).scalar_one_or_none()
+        if expires is None:
+            return 0
+        return max(int((expires - now).total_seconds()), 0)
+
+    def set_ttl(self, key: CartKey, seconds: int) -> bool:
+        now = self.clock()
+        t = self.table
+        with self._errors(), self.engine.begin() as conn:
+            result = conn.execute(
+                sa.update(t)
+                .where(
+                    self._where(key),
+                    sa.or_(t.c.expires_at.is_(None), t.c.expires_at > now),
+                )
+                .values(expires_at=now + timedelta(seconds=seconds))
+            )
+        return bool(result.rowcount)

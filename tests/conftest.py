@@ -1,0 +1,124 @@
+"""Shared fixtures: real stores on SQLite, PostgreSQL and Redis, isolated per test.
+
+PostgreSQL tables and Redis keys are named per test run and per test; teardown removes
+only what the test created. A server that does not answer fails the run under CI=true
+(and for Redis always); locally the PostgreSQL tests skip with a message saying how to
+enable them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from flask_cart.stores.base import CartStore
+from flask_cart.stores.redis import RedisStore
+from flask_cart.stores.sql import SQLStore
+
+REDIS_URL = os.environ.get("CART_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+POSTGRES_URL = os.environ.get(
+    "CART_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() == "true"
+RUN_ID = uuid.uuid4().hex[:8]
+_counter = itertools.count()
+
+STORES = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    pytest.param("redis", id="redis", marks=pytest.mark.redis),
+]
+
+
+def unavailable(what: str, how: str) -> None:
+    message = f"{what} does not answer. Start it with: bash scripts/ensure_services.sh ({how})"
+    if IN_CI or what.startswith("Redis"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError:
+        unavailable(f"Redis at {REDIS_URL}", "or: make test, which starts it")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def pg_engine() -> Iterator[sa.Engine]:
+    engine = sa.create_engine(POSTGRES_URL, pool_size=10, max_overflow=10)
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.OperationalError:
+        unavailable(f"PostgreSQL at {POSTGRES_URL}", "set CART_TEST_POSTGRES_URL to use another")
+    yield engine
+    engine.dispose()
+
+
+def test_name() -> str:
+    """A name unique to this test in this run (for tables and key prefixes)."""
+    return f"fc_test_{RUN_ID}_{next(_counter)}"
+
+
+def delete_prefix(client: Any, prefix: str) -> None:
+    """Delete the keys under `prefix` (SCAN, never KEYS or FLUSH)."""
+    batch = []
+    for key in client.scan_iter(match=f"{prefix}*", count=500):
+        batch.append(key)
+        if len(batch) >= 500:
+            client.delete(*batch)
+            batch.clear()
+    if batch:
+        client.delete(*batch)
+
+
+@pytest.fixture
+def make_store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
+    """Factory: make_store(kind) -> a fresh, empty store of that kind."""
+    cleanups: list[Any] = []
+
+    def make(kind: str) -> CartStore:
+        name = test_name()
+        if kind == "sqlite":
+            engine = sa.create_engine(f"sqlite:///{tmp_path / name}.sqlite3")
+            store: CartStore = SQLStore(engine, table_name=name)
+            store.create_all()
+            cleanups.append(engine.dispose)
+        elif kind == "postgres":
+            engine = request.getfixturevalue("pg_engine")
+            store = SQLStore(engine, table_name=name)
+            store.create_all()
+            cleanups.append(lambda t=store.table, e=engine: t.drop(e, checkfirst=True))
+        elif kind == "redis":
+            client = request.getfixturevalue("redis_client")
+            store = RedisStore(client, prefix=f"{name}:")
+            cleanups.append(lambda p=f"{name}:", c=client: delete_prefix(c, p))
+        else:
+            raise ValueError(kind)
+        return store
+
+    yield make
+    for cleanup in reversed(cleanups):
+        cleanup()
+
+
+@pytest.fixture(params=STORES)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store(make_store: Any, store_kind: str) -> CartStore:
+    return make_store(store_kind)  # type: ignore[no-any-return]
