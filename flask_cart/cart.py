@@ -29,7 +29,9 @@ def _identifier(value: object) -> str:
         raise InvalidInput("a cart identifier must be a string or an int")
     text = str(value)
     if not text or len(text) > MAX_IDENTIFIER_LENGTH or not text.isprintable():
-        raise InvalidInput(f"a cart identifier is 1 to {MAX_IDENTIFIER_LENGTH} printable characters")
+        raise InvalidInput(
+            f"a cart identifier is 1 to {MAX_IDENTIFIER_LENGTH} printable characters"
+        )
     return text
 
 

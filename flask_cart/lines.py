@@ -72,7 +72,11 @@ class Line:
 
 @dataclass(frozen=True)
 class CartState:
-    """A cart as one store answer saw it. `version` 0 means the cart does not exist."""
+    """A cart as one store answer saw it. `version` 0 means the cart does not exist.
+
+    `uid` is random and given when the cart is created: a cart deleted and made again
+    gets a new one, even though its version count starts over.
+    """
 
     lines: Mapping[str, Line] = field(default_factory=dict)
     version: int = 0
@@ -81,6 +85,7 @@ class CartState:
     customer_id: str | None = None
     sealed: bool = False
     merged: frozenset[str] = frozenset()
+    uid: str = ""
 
     @property
     def exists(self) -> bool:
@@ -185,7 +190,10 @@ def check_strategy(strategy: object) -> str:
 
 
 def apply_add(lines: Mapping[str, Line], new: Line, limits: Limits) -> dict[str, Line]:
-    """Add `new.quantity` to a line (new price and details win); raise on a cap."""
+    """Add `new.quantity` to a line; raise on a cap.
+
+    The new price wins; new details replace the old ones, and none given keep them.
+    """
     result = dict(lines)
     current = lines.get(new.product_id)
     if current is None:
@@ -203,7 +211,8 @@ def apply_add(lines: Mapping[str, Line], new: Line, limits: Limits) -> dict[str,
             limit=limits.max_line_quantity,
             in_cart=current.quantity,
         )
-    result[new.product_id] = Line(new.product_id, total, new.unit_cost, new.extra)
+    extra = new.extra or current.extra
+    result[new.product_id] = Line(new.product_id, total, new.unit_cost, extra)
     return result
 
 

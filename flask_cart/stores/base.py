@@ -6,9 +6,14 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..lines import CartState, Limits, Line, MergeOutcome, Owner
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from ..cleanup import CartStats, CleanupResult, Progress
 
 
 @dataclass(frozen=True)
@@ -115,13 +120,45 @@ class CartStore(ABC):
         self.delete(source)
         return outcome.state
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook
         """Release connections the store opened itself."""
+
+    def cart_stats(
+        self,
+        *,
+        now: datetime,
+        guest_cutoff: datetime,
+        customer_cutoff: datetime,
+        sealed_cutoff: datetime | None = None,
+    ) -> CartStats:
+        """Totals over every cart, and how many changed last before their cut-off; no change.
+
+        See flask_cart.cleanup: a cart is due when its last change is strictly before the
+        cut-off of its kind; a merge-sealed cart, before `sealed_cutoff`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support cleanup")
+
+    def delete_expired(
+        self,
+        *,
+        guest_cutoff: datetime,
+        customer_cutoff: datetime,
+        batch_size: int,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+        sealed_cutoff: datetime | None = None,
+    ) -> CleanupResult:
+        """Delete the carts due under the cut-offs, in batches of at most `batch_size`.
+
+        The condition is re-checked at delete time (a cart changed meanwhile survives) and
+        two runs at once must delete each cart once. `dry_run` counts and deletes nothing.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support cleanup")
 
 
 def merge_marker(source: CartKey, state: CartState) -> str:
     """Names one merge of one sealed source cart, for idempotence."""
-    return f"{source.identifier}:{source.instance}@{state.version}"
+    return f"{source.identifier}:{source.instance}@{state.uid}.{state.version}"
 
 
 def store_from_name(name: str) -> type[CartStore]:

@@ -3,10 +3,11 @@
 Layout of the hash ``<prefix>{<identifier>}:<instance>`` (the braces are a Redis Cluster
 hash tag, so both instances of one owner share a slot):
 
-- ``l:<product_id>``: ``"<quantity>|<seq>|<json [unit_cost, extra]>"``
+- ``l:<product_id>``: ``"<quantity>|<seq>|<unit_cost>|<extra as JSON>"``
 - ``_v`` version, ``_c``/``_u`` created/updated (ms since epoch), ``_k`` customer id
   (empty for a guest), ``_n`` line sequence, ``_s`` sealed, ``_o`` ids of recent changes
-  (a resent change is recognised and not applied twice), ``m:<marker>`` merges applied.
+  (a resent change is recognised and not applied twice), ``_i`` the cart's uid,
+  ``m:<marker>`` merges applied.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import json
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
+from ..cleanup import CartStats, CleanupResult
 from ..errors import CartClosed, LineNotFound, StoreUnavailable
 from ..lines import (
     CartState,
@@ -55,6 +57,7 @@ local function commit()
   end
   redis.call('HINCRBY', key, '_v', 1)
   redis.call('HSETNX', key, '_c', now)
+  redis.call('HSETNX', key, '_i', op)
   redis.call('HSET', key, '_u', now, '_k', customer, '_o', table.concat(kept, ' '))
   redis.call('EXPIRE', key, ttl)
 end
@@ -66,20 +69,21 @@ if string.find(seen, ' ' .. op .. ' ', 1, true) then return answer('ok') end
 _ADD = (
     _COMMON
     + """
-local field, qty, details = 'l:' .. ARGV[5], tonumber(ARGV[6]), ARGV[7]
-local max_qty, max_lines = tonumber(ARGV[8]), tonumber(ARGV[9])
+local field, qty, cost, extra = 'l:' .. ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
+local max_qty, max_lines = tonumber(ARGV[9]), tonumber(ARGV[10])
 local current = redis.call('HGET', key, field)
 local seq
 if current then
-  local q, s = string.match(current, '^(%d+)|(%d+)|')
+  local q, s, _, old_extra = string.match(current, '^(%d+)|(%d+)|([^|]*)|(.*)$')
   qty = qty + tonumber(q)
   seq = s
+  if extra == '{}' then extra = old_extra end
   if qty > max_qty then return answer('quantity_limit', q) end
 else
   if line_count() >= max_lines then return answer('line_limit') end
   seq = redis.call('HINCRBY', key, '_n', 1)
 end
-redis.call('HSET', key, field, qty .. '|' .. seq .. '|' .. details)
+redis.call('HSET', key, field, qty .. '|' .. seq .. '|' .. cost .. '|' .. extra)
 commit()
 return answer('ok')
 """
@@ -144,12 +148,12 @@ def _text(value: Any) -> str:
 
 
 def _ms(value: str | None) -> datetime | None:
-    return datetime.fromtimestamp(int(value) / 1000, UTC) if value else None
+    return datetime.fromtimestamp(int(value) / 1000, timezone.utc) if value else None
 
 
 def decode_hash(raw: Any) -> CartState:
     """A cart hash (HGETALL as a flat list or a dict) to a CartState."""
-    items = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2])
+    items = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2], strict=True)
     fields = {_text(k): _text(v) for k, v in items}
     if not fields:
         return CartState()
@@ -157,9 +161,9 @@ def decode_hash(raw: Any) -> CartState:
     merged = set()
     for name, value in fields.items():
         if name.startswith("l:"):
-            quantity, seq, details = value.split("|", 2)
-            unit_cost, extra = json.loads(details)
-            ordered.append((int(seq), Line(name[2:], int(quantity), unit_cost, extra)))
+            quantity, seq, unit_cost, extra = value.split("|", 3)
+            line = Line(name[2:], int(quantity), unit_cost, json.loads(extra))
+            ordered.append((int(seq), line))
         elif name.startswith("m:"):
             merged.add(name[2:])
     ordered.sort(key=lambda pair: pair[0])
@@ -171,12 +175,16 @@ def decode_hash(raw: Any) -> CartState:
         customer_id=fields.get("_k") or None,
         sealed=fields.get("_s") == "1",
         merged=frozenset(merged),
+        uid=fields.get("_i", ""),
     )
 
 
 def encode_line(line: Line, seq: int) -> str:
-    details = json.dumps([line.unit_cost, dict(line.extra)], separators=(",", ":"))
-    return f"{line.quantity}|{seq}|{details}"
+    return f"{line.quantity}|{seq}|{line.unit_cost}|{_extra_json(line)}"
+
+
+def _extra_json(line: Line) -> str:
+    return json.dumps(dict(line.extra), separators=(",", ":"))
 
 
 class RedisStore(CartStore):
@@ -262,11 +270,11 @@ class RedisStore(CartStore):
     def add(
         self, key: CartKey, line: Line, *, owner: Owner, limits: Limits
     ) -> CartState:
-        details = json.dumps([line.unit_cost, dict(line.extra)], separators=(",", ":"))
         args = [
             line.product_id,
             line.quantity,
-            details,
+            line.unit_cost,
+            _extra_json(line),
             limits.max_line_quantity,
             limits.max_lines,
         ]
@@ -376,6 +384,7 @@ class RedisStore(CartStore):
                         }
                     )
                     pipe.hsetnx(name, "_c", now)
+                    pipe.hsetnx(name, "_i", new_op_id())
                     pipe.hset(name, mapping=mapping)
                     pipe.expire(name, owner.ttl)
                     pipe.hgetall(name)
@@ -393,6 +402,18 @@ class RedisStore(CartStore):
     def set_ttl(self, key: CartKey, seconds: int) -> bool:
         with self._guard():
             return bool(self.client.expire(self.key(key), seconds))
+
+    def cart_stats(self, **cutoffs: Any) -> CartStats:
+        """See CartStore.cart_stats; the work is in stores/redis_cleanup.py."""
+        from . import redis_cleanup
+
+        return redis_cleanup.cart_stats(self, **cutoffs)
+
+    def delete_expired(self, **options: Any) -> CleanupResult:
+        """See CartStore.delete_expired; the work is in stores/redis_cleanup.py."""
+        from . import redis_cleanup
+
+        return redis_cleanup.delete_expired(self, **options)
 
     def close(self) -> None:
         if self._owns_client:

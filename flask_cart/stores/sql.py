@@ -7,15 +7,20 @@ applies the shared line rules, and writes the result with a new version.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.dialects.postgresql
+import sqlalchemy.dialects.sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from ..cleanup import CartStats, CleanupResult
 from ..errors import CartClosed, StoreUnavailable
 from ..lines import (
     CartState,
@@ -45,14 +50,14 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
     ) -> datetime | None:
         if value is None:
             return None
-        value = value.astimezone(UTC)
+        value = value.astimezone(timezone.utc)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(
         self, value: datetime | None, dialect: Dialect
     ) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
+            value = value.replace(tzinfo=timezone.utc)
         return value
 
 
@@ -94,6 +99,7 @@ def _content(
         "lines": lines_to_json(lines),
         "merged": sorted(state.merged),
         "sealed": False,
+        "uid": state.uid,
     }
     content.update(changes)
     return content
@@ -114,7 +120,7 @@ class SQLStore(CartStore):
         self.table = (
             table if table is not None else cart_table(sa.MetaData(), table_name)
         )
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
 
     @property
     def engine(self) -> Engine:
@@ -154,6 +160,7 @@ class SQLStore(CartStore):
             customer_id=row.customer_id,
             sealed=bool(content.get("sealed")),
             merged=frozenset(content.get("merged", ())),
+            uid=content.get("uid", ""),
         )
 
     def _lock_row(
@@ -212,12 +219,10 @@ class SQLStore(CartStore):
                     raise CartClosed(
                         "this cart was merged into another and takes no more changes"
                     )
+                fresh = not state.uid
+                if fresh:
+                    state = replace(state, uid=uuid.uuid4().hex)
                 lines, changes = rule(state)
-                fresh = (
-                    row.expires_at is not None
-                    and row.expires_at <= now
-                    or row.version == 0
-                )
                 values = {
                     "content": _content(lines, state, **changes),
                     "version": row.version + 1,
@@ -243,6 +248,7 @@ class SQLStore(CartStore):
             customer_id=owner.customer_id,
             sealed=bool(changes.get("sealed", False)),
             merged=frozenset(changes.get("merged", state.merged)),
+            uid=state.uid,
         )
 
     def load(self, key: CartKey) -> CartState:
@@ -408,3 +414,15 @@ class SQLStore(CartStore):
                 .values(expires_at=now + timedelta(seconds=seconds))
             )
         return bool(result.rowcount)
+
+    def cart_stats(self, **cutoffs: Any) -> CartStats:
+        """See CartStore.cart_stats; the work is in stores/sql_cleanup.py."""
+        from . import sql_cleanup
+
+        return sql_cleanup.cart_stats(self, **cutoffs)
+
+    def delete_expired(self, **options: Any) -> CleanupResult:
+        """See CartStore.delete_expired; the work is in stores/sql_cleanup.py."""
+        from . import sql_cleanup
+
+        return sql_cleanup.delete_expired(self, **options)

@@ -1,0 +1,67 @@
+# flask-cart: development tasks (GNU make).
+#
+#   make test    install into .venv, start the services, lint, type-check, run pytest
+#   make demo    run the demo shop on http://127.0.0.1:5000
+#   make lint    ruff and mypy only
+#   make bench   run the benchmarks in bench/
+#   make clean   remove build output and caches (make distclean: the venv too)
+#
+# Extra pytest arguments: make test PYTEST_ARGS='-k merge -x'
+
+PY ?= python3
+VENV = .venv
+BIN = $(VENV)/bin
+PYTEST_ARGS ?=
+# Chromium is needed by the browser tests; a missing one is fatal only when CI=true.
+SERVICES_ARGS ?= --chromium
+
+TEST_STAMP = $(VENV)/.installed-test
+DEMO_STAMP = $(VENV)/.installed-demo
+
+.PHONY: all test services lint demo bench dist clean distclean
+
+all: test
+
+$(TEST_STAMP): setup.cfg pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+$(DEMO_STAMP): setup.cfg pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[sqlalchemy,login,redis]' 'flask-wtf>=1.2'
+	touch $@
+
+services:
+	bash scripts/ensure_services.sh $(SERVICES_ARGS)
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check flask_cart tests
+	$(BIN)/mypy
+
+test: $(TEST_STAMP) services lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: $(DEMO_STAMP)
+	$(BIN)/python -m demo_app
+
+bench: $(TEST_STAMP)
+	@if [ -f bench/run.py ]; then \
+		bash scripts/ensure_services.sh && $(BIN)/python bench/run.py; \
+	else \
+		echo "bench: no bench/run.py yet"; \
+	fi
+
+dist: $(TEST_STAMP)
+	$(BIN)/python -m pip install -q build
+	rm -rf build dist
+	$(BIN)/python -m build
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis .ci/junit.xml
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

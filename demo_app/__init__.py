@@ -1,0 +1,88 @@
+"""A small storefront built on flask-cart, for newcomers and for QA.
+
+``python -m demo_app`` (or ``make demo``) serves it on http://127.0.0.1:5000.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFProtect
+
+from flask_cart import CartManager
+
+from . import config as demo_config
+from .models import Product, User, db
+
+login_manager = LoginManager()
+login_manager.login_view = "shop.login"
+login_manager.login_message = "Please log in to continue."
+login_manager.login_message_category = "info"
+csrf = CSRFProtect()
+carts = CartManager()
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    try:
+        return db.session.get(User, int(user_id))
+    except ValueError:
+        return None
+
+
+@carts.product_loader
+def load_product(product_id: str) -> dict[str, Any] | None:
+    """What flask-cart needs about a product: the price (Decimal), name and stock."""
+    product = db.session.get(Product, product_id)
+    if product is None:
+        return None
+    return {"unit_cost": product.price, "name": product.name, "stock": product.stock}
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """The shop. `config` overrides the defaults and the environment (see demo_app.config)."""
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(
+        SQLALCHEMY_DATABASE_URI="sqlite:///"
+        + os.path.join(app.instance_path, "demo_shop.sqlite3"),
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        CART_STORE="sqlalchemy",
+        CART_REDIS_URL="redis://localhost:6379/0",
+        # Create the tables and seed the catalogue and demo users on start.
+        DEMO_INIT_DB=True,
+        DEMO_SHOP_NAME="Never-Lost Goods",
+    )
+    app.config.update(demo_config.from_environment())
+    if config:
+        app.config.update(config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = demo_config.secret_key(app.instance_path)
+
+    db.init_app(app)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    carts.init_app(app, db=db)
+
+    from . import views
+
+    views.init_app(app)
+
+    if app.config["DEMO_INIT_DB"]:
+        with app.app_context():
+            init_db()
+    return app
+
+
+def init_db() -> list[str]:
+    """Create the shop's tables (and the carts' table) and seed them; what was created."""
+    from .seed import seed
+
+    db.create_all()
+    if hasattr(carts, "create_tables"):
+        carts.create_tables()
+    return seed()

@@ -1,0 +1,194 @@
+// Progressive enhancement of the shop's cart forms.
+//
+// Without JavaScript every form posts to the shop and comes back with a 303 redirect.
+// With it, the same forms call flask-cart's JSON routes (CART_URL_PREFIX, "/cart" by
+// default) with the CSRF token in the X-CSRFToken header, and the page is updated in
+// place from the cart the route answers with: the header badge, the cart table, totals.
+"use strict";
+
+(function () {
+  const body = document.body;
+  const api = (body.dataset.cartApi || "/cart").replace(/\/$/, "");
+  const tokenMeta = document.querySelector('meta[name="csrf-token"]');
+  const csrfToken = tokenMeta ? tokenMeta.content : "";
+  const maxQuantity = 999;
+
+  document.documentElement.classList.add("js");
+
+  class CartRequestError extends Error {
+    constructor(message, status, fallback) {
+      super(message);
+      this.status = status;
+      this.fallback = fallback; // true: the JSON route is missing, post the form instead
+    }
+  }
+
+  async function callCart(method, path, payload) {
+    const options = {
+      method,
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRFToken": csrfToken },
+    };
+    if (payload !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(payload);
+    }
+    let response;
+    try {
+      response = await fetch(api + path, options);
+    } catch (error) {
+      throw new CartRequestError("The shop could not be reached: check your connection.", 0);
+    }
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (error) {
+      data = null;
+    }
+    if (response.ok && data && Array.isArray(data.items)) {
+      return data;
+    }
+    const message =
+      (data && data.error && data.error.message) ||
+      `Your cart could not be changed (HTTP ${response.status}).`;
+    const missing = (response.status === 404 || response.status === 405) && !(data && data.error);
+    throw new CartRequestError(message, response.status, missing);
+  }
+
+  function flash(message, kind) {
+    const box = document.getElementById("flashes");
+    if (!box) return;
+    const item = document.createElement("p");
+    item.className = `flash flash-${kind}`;
+    item.setAttribute("role", "status");
+    item.textContent = message;
+    box.replaceChildren(item);
+  }
+
+  function formatMoney(value) {
+    const text = String(value);
+    const negative = text.startsWith("-");
+    const [whole, fraction = ""] = (negative ? text.slice(1) : text).split(".");
+    const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    const cents = (fraction + "00").slice(0, 2);
+    const currency = body.dataset.currency || "USD";
+    const amount = `${grouped}.${cents}`;
+    const shown = currency === "USD" ? `$${amount}` : `${amount} ${currency}`;
+    return negative ? `-${shown}` : shown;
+  }
+
+  function showCart(cart) {
+    document.querySelectorAll("[data-cart-badge]").forEach((badge) => {
+      badge.textContent = String(cart.quantity);
+      badge.classList.remove("bump");
+      void badge.offsetWidth; // restart the animation
+      badge.classList.add("bump");
+    });
+    const table = document.querySelector("[data-cart-full]");
+    if (!table) return;
+    const items = new Map(cart.items.map((item) => [item.product_id, item]));
+    const shown = new Set();
+    document.querySelectorAll("tr[data-line]").forEach((row) => {
+      const item = items.get(row.dataset.line);
+      if (!item) {
+        row.remove();
+        return;
+      }
+      shown.add(item.product_id);
+      const input = row.querySelector('input[name="quantity"]');
+      if (input && document.activeElement !== input) input.value = String(item.quantity);
+      const total = row.querySelector('[data-field="line-total"]');
+      if (total) total.textContent = formatMoney(item.line_total);
+    });
+    if (cart.items.some((item) => !shown.has(item.product_id))) {
+      window.location.reload(); // a line added elsewhere: draw the page anew
+      return;
+    }
+    document.querySelectorAll("[data-cart-total]").forEach((el) => {
+      el.textContent = formatMoney(cart.total_cost);
+    });
+    document.querySelectorAll("[data-cart-quantity]").forEach((el) => {
+      el.textContent = String(cart.quantity);
+    });
+    const empty = cart.items.length === 0;
+    table.hidden = empty;
+    const emptyNote = document.querySelector("[data-cart-empty]");
+    if (emptyNote) emptyNote.hidden = !empty;
+  }
+
+  function readQuantity(form, minimum) {
+    const field = form.querySelector('input[name="quantity"]');
+    const raw = field ? field.value.trim() : "1";
+    if (!/^\d+$/.test(raw) || Number(raw) < minimum || Number(raw) > maxQuantity) {
+      throw new CartRequestError(`Choose a quantity from ${minimum} to ${maxQuantity}.`, 400);
+    }
+    return Number(raw);
+  }
+
+  function lineOf(form) {
+    const row = form.closest("tr[data-line]");
+    return row ? row.dataset.line : "";
+  }
+
+  const actions = {
+    add: async (form) => {
+      const quantity = readQuantity(form, 1);
+      const productId = form.querySelector('input[name="product_id"]').value;
+      const cart = await callCart("POST", "/items", { product_id: productId, quantity });
+      flash(`Added ${quantity} × ${form.dataset.name || productId} to your cart.`, "success");
+      return cart;
+    },
+    update: async (form) => {
+      const quantity = readQuantity(form, 0);
+      const path = `/items/${encodeURIComponent(lineOf(form))}`;
+      const cart = await callCart("PATCH", path, { quantity });
+      if (quantity === 0) flash("Removed from your cart.", "info");
+      return cart;
+    },
+    remove: async (form) => {
+      const cart = await callCart("DELETE", `/items/${encodeURIComponent(lineOf(form))}`);
+      flash("Removed from your cart.", "info");
+      return cart;
+    },
+    clear: async () => {
+      const cart = await callCart("DELETE", "");
+      flash("Your cart is empty.", "info");
+      return cart;
+    },
+  };
+
+  function actionOf(form) {
+    for (const name of Object.keys(actions)) {
+      if (form.hasAttribute(`data-cart-${name}`)) return name;
+    }
+    return null;
+  }
+
+  document.addEventListener("submit", async (event) => {
+    const form = event.target;
+    const action = actionOf(form);
+    if (!action) return;
+    event.preventDefault();
+    if (form.classList.contains("busy")) return;
+    form.classList.add("busy");
+    try {
+      showCart(await actions[action](form));
+    } catch (error) {
+      if (error instanceof CartRequestError && error.fallback) {
+        form.submit(); // the JSON route is not there: the plain form still works
+        return;
+      }
+      flash(error.message || "Your cart could not be changed.", "error");
+    } finally {
+      form.classList.remove("busy");
+    }
+  });
+
+  // On the cart page a changed quantity saves itself.
+  document.addEventListener("change", (event) => {
+    const input = event.target;
+    if (!(input instanceof HTMLInputElement) || input.name !== "quantity") return;
+    const form = input.closest("form[data-cart-update]");
+    if (form) form.requestSubmit();
+  });
+})();

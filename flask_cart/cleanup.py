@@ -1,0 +1,220 @@
+"""Removing expired carts: the retention rules, the results, and the store-independent steps.
+
+A cart's age is the time since it last changed (``updated_at``), never since it was
+created: a cart in use is never deleted. Guest carts and customer carts have separate
+retentions (``CART_GUEST_DAYS``, ``CART_CUSTOMER_DAYS``). A cart is due when it is
+strictly older than its retention. Stores also remove *leftovers*: carts sealed by a
+merge that was interrupted, once they are older than a short grace period.
+
+Each store implements two methods of :class:`~flask_cart.stores.base.CartStore`:
+``cart_stats`` (counts, deletes nothing) and ``delete_expired`` (batched, re-checking the
+expiry condition at delete time, so a cart touched meanwhile survives). This module picks
+the cut-off times, runs them, and formats what they return.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .stores.base import CartStore
+
+UTC = timezone.utc
+
+#: A merge-sealed cart younger than this may belong to a merge still running.
+LEFTOVER_GRACE = timedelta(hours=1)
+DEFAULT_BATCH_SIZE = 1000
+
+#: Called after each batch with (carts done so far, total or None when unknown).
+Progress = Callable[[int, "int | None"], None]
+
+KINDS = ("guest", "customer", "leftover")
+
+
+def utc_iso(value: datetime | None) -> str | None:
+    """``2026-11-22T10:00:00Z`` (seconds precision), or None."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long carts live after their last change, and the cut-offs that follow at `now`."""
+
+    guest_days: int = 30
+    customer_days: int = 90
+    leftover_grace: timedelta = LEFTOVER_GRACE
+
+    def __post_init__(self) -> None:
+        for name in ("guest_days", "customer_days"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+
+    def cutoffs(self, now: datetime) -> Cutoffs:
+        return Cutoffs(
+            now=now,
+            guest=now - timedelta(days=self.guest_days),
+            customer=now - timedelta(days=self.customer_days),
+            sealed=now - self.leftover_grace,
+        )
+
+
+@dataclass(frozen=True)
+class Cutoffs:
+    """A cart last changed strictly before its cut-off is due for deletion."""
+
+    now: datetime
+    guest: datetime
+    customer: datetime
+    sealed: datetime
+
+
+@dataclass
+class CartStats:
+    """Totals over every cart in a store, and how many are due under the given retention."""
+
+    total: int = 0
+    guest: int = 0
+    customer: int = 0
+    changed_24h: int = 0
+    changed_7d: int = 0
+    oldest: datetime | None = None
+    due_guest: int = 0
+    due_customer: int = 0
+    due_leftover: int = 0
+
+    @property
+    def due_total(self) -> int:
+        return self.due_guest + self.due_customer + self.due_leftover
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "guest": self.guest,
+            "customer": self.customer,
+            "changed_24h": self.changed_24h,
+            "changed_7d": self.changed_7d,
+            "oldest": utc_iso(self.oldest),
+            "due": {
+                "guest": self.due_guest,
+                "customer": self.due_customer,
+                "leftover": self.due_leftover,
+                "total": self.due_total,
+            },
+        }
+
+
+@dataclass
+class CleanupResult:
+    """What one cleanup deleted (or, with ``dry_run``, would delete), by kind."""
+
+    guest: int = 0
+    customer: int = 0
+    leftover: int = 0
+    examined: int = 0
+    batches: int = 0
+    dry_run: bool = False
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return self.guest + self.customer + self.leftover
+
+    def add(self, kind: str, n: int = 1) -> None:
+        setattr(self, kind, getattr(self, kind) + n)
+
+    def as_dict(self) -> dict[str, Any]:
+        counts = {
+            "guest": self.guest,
+            "customer": self.customer,
+            "leftover": self.leftover,
+            "total": self.total,
+        }
+        return {
+            "dry_run": self.dry_run,
+            ("would_delete" if self.dry_run else "deleted"): counts,
+            "examined": self.examined,
+            "batches": self.batches,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def store_now(store: CartStore) -> datetime:
+    """The store's idea of now (its ``clock`` when it has one), timezone-aware UTC."""
+    clock = getattr(store, "clock", None)
+    now = clock() if callable(clock) else datetime.now(UTC)
+    if not isinstance(now, datetime):
+        now = datetime.now(UTC)
+    return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+
+
+def collect_stats(
+    store: CartStore, retention: Retention, *, now: datetime | None = None
+) -> CartStats:
+    """The store's totals; deletes nothing."""
+    cut = retention.cutoffs(now or store_now(store))
+    return store.cart_stats(
+        now=cut.now,
+        guest_cutoff=cut.guest,
+        customer_cutoff=cut.customer,
+        sealed_cutoff=cut.sealed,
+    )
+
+
+def run_cleanup(
+    store: CartStore,
+    retention: Retention,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+) -> CleanupResult:
+    """Delete the carts past their retention (or count them, with `dry_run`)."""
+    if type(batch_size) is not int or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    cut = retention.cutoffs(now or store_now(store))
+    started = time.monotonic()
+    result = store.delete_expired(
+        guest_cutoff=cut.guest,
+        customer_cutoff=cut.customer,
+        sealed_cutoff=cut.sealed,
+        batch_size=batch_size,
+        dry_run=dry_run,
+        progress=progress,
+    )
+    result.dry_run = dry_run
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def stats_lines(stats: CartStats, retention: Retention) -> list[str]:
+    """Human-readable statistics, one fact per line."""
+    return [
+        f"carts:              {stats.total}",
+        f"  guest:            {stats.guest}",
+        f"  customer:         {stats.customer}",
+        f"changed in 24 h:    {stats.changed_24h}",
+        f"changed in 7 days:  {stats.changed_7d}",
+        f"oldest change:      {utc_iso(stats.oldest) or '-'}",
+        f"due for deletion:   {stats.due_total} ("
+        f"{stats.due_guest} guest > {retention.guest_days} d, "
+        f"{stats.due_customer} customer > {retention.customer_days} d, "
+        f"{stats.due_leftover} merge leftovers)",
+    ]
+
+
+def summary_line(result: CleanupResult, retention: Retention) -> str:
+    """One line saying what a cleanup did."""
+    verb = "would delete" if result.dry_run else "deleted"
+    return (
+        f"{verb} {result.total} carts: {result.guest} guest (> {retention.guest_days} d), "
+        f"{result.customer} customer (> {retention.customer_days} d), "
+        f"{result.leftover} merge leftovers; {result.seconds:.1f} s"
+    )

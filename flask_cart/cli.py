@@ -1,0 +1,194 @@
+"""``flask cart ...``: the command group that ``CartManager.init_app`` adds to ``app.cli``.
+
+``flask cart cleanup`` deletes carts unchanged for longer than their retention (guest
+and customer carts separately), reports statistics with ``--stats``, and counts what it
+would delete with ``--dry-run``. See the README section "Cleaning up expired carts".
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from .cleanup import (
+    DEFAULT_BATCH_SIZE,
+    Progress,
+    Retention,
+    collect_stats,
+    run_cleanup,
+    stats_lines,
+    store_now,
+    summary_line,
+    utc_iso,
+)
+from .errors import CartError, StoreUnavailable
+
+cart_cli = AppGroup("cart", help="Manage the carts flask-cart stores.")
+
+DAYS = click.IntRange(min=0)
+
+
+def _configured_days(key: str, default: int) -> int:
+    value = current_app.config.get(key, default)
+    if type(value) is not int or value < 0:
+        raise click.UsageError(f"{key} must be an int >= 0, got {value!r}")
+    return value
+
+
+def _store() -> Any:
+    state = current_app.extensions.get("cart")
+    if state is None:
+        raise click.ClickException(
+            "flask-cart is not initialised on this app (call CartManager.init_app(app))"
+        )
+    return state.get_store()
+
+
+def _one_line(message: str) -> str:
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    return lines[0] if lines else "error"
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """A connection failure raised before the store could wrap it (e.g. while opening it)."""
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    names = {cls.__module__.split(".")[0] + "." + cls.__name__ for cls in type(exc).__mro__}
+    return bool(
+        names
+        & {
+            "redis.ConnectionError",
+            "redis.TimeoutError",
+            "sqlalchemy.OperationalError",
+            "sqlalchemy.InterfaceError",
+        }
+    )
+
+
+@contextmanager
+def _progress_bar(enabled: bool) -> Iterator[Progress | None]:
+    """A progress callback drawing on stderr, or None when stderr is not a terminal."""
+    if not enabled:
+        yield None
+        return
+    bar: Any = None
+    shown = 0
+
+    def progress(done: int, total: int | None) -> None:
+        nonlocal bar, shown
+        if bar is None:
+            label = "deleting expired carts" if total is not None else "examining carts"
+            bar = click.progressbar(
+                (n for n in ()) if total is None else None,
+                length=total,
+                label=label,
+                show_pos=True,
+                file=sys.stderr,
+            )
+            bar.__enter__()
+        bar.update(done - shown)
+        shown = done
+
+    try:
+        yield progress
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
+@cart_cli.command("cleanup")
+@click.option(
+    "--guest-days",
+    type=DAYS,
+    default=None,
+    help="Delete guest carts unchanged for more than N days [default: CART_GUEST_DAYS, 30].",
+)
+@click.option(
+    "--customer-days",
+    type=DAYS,
+    default=None,
+    help="Delete customer carts unchanged for more than N days "
+    "[default: CART_CUSTOMER_DAYS, 90].",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BATCH_SIZE,
+    show_default=True,
+    help="Carts per batch (each batch is one short transaction or pipeline).",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.option(
+    "--stats",
+    is_flag=True,
+    help="Print totals (all, guest, customer, changed in 24 h and 7 days, oldest, "
+    "due for deletion); delete nothing.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def cleanup(
+    guest_days: int | None,
+    customer_days: int | None,
+    batch_size: int,
+    dry_run: bool,
+    stats: bool,
+    as_json: bool,
+) -> None:
+    """Delete carts unchanged for longer than their retention."""
+    retention = Retention(
+        guest_days=(
+            guest_days if guest_days is not None else _configured_days("CART_GUEST_DAYS", 30)
+        ),
+        customer_days=(
+            customer_days
+            if customer_days is not None
+            else _configured_days("CART_CUSTOMER_DAYS", 90)
+        ),
+    )
+    try:
+        store = _store()
+        now = store_now(store)
+        head = {
+            "store": type(store).__name__,
+            "now": utc_iso(now),
+            "guest_days": retention.guest_days,
+            "customer_days": retention.customer_days,
+        }
+        if stats:
+            totals = collect_stats(store, retention, now=now)
+            if as_json:
+                click.echo(json.dumps({**head, "stats": True, **totals.as_dict()}))
+            else:
+                for line in stats_lines(totals, retention):
+                    click.echo(line)
+            return
+        interactive = not as_json and sys.stderr.isatty()
+        with _progress_bar(interactive) as progress:
+            result = run_cleanup(
+                store,
+                retention,
+                batch_size=batch_size,
+                dry_run=dry_run,
+                progress=progress,
+                now=now,
+            )
+    except StoreUnavailable as exc:
+        raise click.ClickException(_one_line(exc.message)) from exc
+    except CartError as exc:
+        raise click.ClickException(_one_line(exc.message)) from exc
+    except Exception as exc:
+        if not _is_connection_error(exc):
+            raise
+        raise click.ClickException(
+            _one_line(f"the cart store cannot be reached: {exc}")
+        ) from exc
+    if as_json:
+        click.echo(json.dumps({**head, **result.as_dict()}))
+    else:
+        click.echo(summary_line(result, retention))

@@ -1,0 +1,311 @@
+"""The store contract: every Cart method behaves the same on SQLite, PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import gc
+from decimal import Decimal
+
+import pytest
+
+from flask_cart import Cart
+from flask_cart.errors import (
+    CartClosed,
+    LineLimitExceeded,
+    LineNotFound,
+    QuantityLimitExceeded,
+)
+from flask_cart.lines import Limits
+from flask_cart.stores.base import CartKey, merge_marker
+from tests.helpers import expire_now, raw_dump
+
+
+def test_add_creates_and_adds_to_a_line(store):
+    cart = Cart("u1", store)
+    cart.add("sku-1", "9.99", 2, name="Mug", color="blue")
+    cart.add("sku-1", Decimal("9.99"))
+    assert cart.get() == {
+        "sku-1": {"unit_cost": Decimal("9.99"), "quantity": 3, "name": "Mug", "color": "blue"}
+    }
+    assert cart.get_product("sku-1")["quantity"] == 3
+    assert isinstance(cart.get_product("sku-1")["unit_cost"], Decimal)
+
+
+def test_add_takes_the_latest_price_and_details(store):
+    cart = Cart("u1", store)
+    cart.add("sku-1", "9.99", 1, name="Mug")
+    cart.add("sku-1", "8.50", 1, name="Mug (sale)")
+    assert cart.get_product("sku-1") == {
+        "unit_cost": Decimal("8.50"),
+        "quantity": 2,
+        "name": "Mug (sale)",
+    }
+
+
+def test_lines_keep_the_order_they_were_added_in(store):
+    cart = Cart("u1", store)
+    for product in ["c", "a", "b", "z", "m"]:
+        cart.add(product, 1)
+    cart.add("a", 1)
+    assert list(cart.get()) == ["c", "a", "b", "z", "m"]
+
+
+def test_update_sets_and_zero_removes(store):
+    cart = Cart("u1", store)
+    cart.add("sku-1", 5, 2)
+    cart.update("sku-1", 7)
+    assert cart.get_product("sku-1")["quantity"] == 7
+    cart.update("sku-1", 0)
+    assert not cart.contains("sku-1")
+    assert cart.get_product("sku-1") == {}
+
+
+def test_update_of_a_missing_line_raises_and_changes_nothing(store):
+    cart = Cart("u1", store)
+    cart.add("sku-1", 5)
+    before = raw_dump(store, cart.key)
+    with pytest.raises(LineNotFound):
+        cart.update("sku-2", 3)
+    assert raw_dump(store, cart.key) == before
+
+
+def test_remove_reports_whether_the_line_was_there(store):
+    cart = Cart("u1", store)
+    cart.add("sku-1", 5)
+    assert cart.remove("sku-1") is True
+    assert cart.remove("sku-1") is False
+    assert Cart("nobody", store).remove("sku-1") is False
+    assert raw_dump(store, CartKey("nobody")) in ([], ([], False))
+
+
+def test_totals_are_exact_decimals(store):
+    cart = Cart("u1", store)
+    cart.add("a", "0.10", 3)
+    cart.add("b", "19.99", 2)
+    cart.add("c", 7)
+    assert cart.total_cost() == Decimal("47.28")
+    assert cart.count() == 3
+    assert cart.quantity() == 6
+
+
+def test_empty_cart_reads(store):
+    cart = Cart("nobody", store)
+    assert cart.get() == {}
+    assert cart.total_cost() == Decimal(0)
+    assert (cart.count(), cart.quantity(), cart.get_ttl()) == (0, 0, 0)
+    assert not cart.contains("x")
+
+
+def test_instances_never_touch_each_other(store):
+    cart = Cart("u1", store)
+    wishlist = Cart("u1", store, instance="wishlist")
+    cart.add("sku-1", 5, 2)
+    wishlist.add("sku-2", 3)
+    assert list(cart.get()) == ["sku-1"]
+    assert list(wishlist.get()) == ["sku-2"]
+    cart.destroy()
+    assert list(wishlist.get()) == ["sku-2"]
+
+
+def test_ttl_is_set_on_write_and_can_be_changed(store):
+    cart = Cart("u1", store, ttl=3600)
+    cart.add("sku-1", 5)
+    assert 3590 <= cart.get_ttl() <= 3600
+    assert cart.set_ttl(120) is True
+    assert 110 <= cart.get_ttl() <= 120
+    cart.add("sku-1", 5)
+    assert cart.get_ttl() > 3500  # every write renews the lifetime
+    assert Cart("nobody", store).set_ttl(10) is False
+
+
+def test_an_expired_cart_reads_as_empty_and_starts_afresh(store):
+    cart = Cart("u1", store)
+    cart.add("sku-1", 5, 3)
+    expire_now(store, cart.key)
+    assert cart.get() == {}
+    cart.add("sku-2", 1)
+    assert list(cart.get()) == ["sku-2"]
+
+
+def test_clear_keeps_the_cart_and_destroy_deletes_it(store):
+    cart = Cart("u1", store)
+    cart.add("sku-1", 5)
+    version = cart.state.version
+    cart.clear()
+    assert cart.get() == {}
+    assert cart.refresh().version > version
+    cart.destroy()
+    assert not cart.refresh().exists
+    Cart("nobody", store).clear()
+    assert not Cart("nobody", store).refresh().exists
+
+
+def test_versions_grow_with_every_change_and_not_on_refusals(store):
+    cart = Cart("u1", store, limits=Limits(max_line_quantity=5, max_lines=2))
+    versions = []
+    for step in (
+        lambda: cart.add("a", 1),
+        lambda: cart.add("a", 1, 2),
+        lambda: cart.update("a", 4),
+        lambda: cart.add("b", 1),
+        lambda: cart.remove("b"),
+    ):
+        step()
+        versions.append(cart.refresh().version)
+    assert versions == sorted(set(versions))
+    with pytest.raises(QuantityLimitExceeded):
+        cart.add("a", 1, 2)
+    assert cart.refresh().version == versions[-1]
+
+
+def test_caps_refuse_and_change_nothing(store):
+    cart = Cart("u1", store, limits=Limits(max_line_quantity=10, max_lines=3))
+    cart.add("a", 1, 9)
+    cart.add("b", 1)
+    cart.add("c", 1)
+    before = raw_dump(store, cart.key)
+    with pytest.raises(QuantityLimitExceeded, match="10 per line"):
+        cart.add("a", 1, 2)
+    with pytest.raises(LineLimitExceeded, match="at most 3 lines"):
+        cart.add("d", 1)
+    with pytest.raises(QuantityLimitExceeded):
+        cart.update("a", 11)
+    assert raw_dump(store, cart.key) == before
+    cart.add("a", 1, 1)  # exactly at the cap is fine
+    assert cart.get_product("a")["quantity"] == 10
+
+
+def test_default_caps_are_999_per_line_and_100_lines(store):
+    cart = Cart("u1", store)
+    cart.add("a", 1, 999)
+    with pytest.raises(QuantityLimitExceeded):
+        cart.add("a", 1)
+    for n in range(99):
+        cart.add(f"p{n}", 1)
+    with pytest.raises(LineLimitExceeded):
+        cart.add("one-too-many", 1)
+    assert cart.count() == 100
+
+
+def test_copy_replaces_the_target_lines(store):
+    cart = Cart("u1", store)
+    cart.add("a", 2, 2, note="gift")
+    cart.add("b", 3)
+    other = Cart("u2", store)
+    other.add("z", 1)
+    copied = cart.copy("u2")
+    assert copied.get() == cart.get()
+    assert Cart("u2", store).get() == cart.get()
+    assert cart.count() == 2  # the original stays
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected"),
+    [
+        ("sum", {"shared": 5, "mine": 1, "theirs": 4}),
+        ("max", {"shared": 3, "mine": 1, "theirs": 4}),
+        ("guest", {"shared": 2, "mine": 1, "theirs": 4}),
+        ("customer", {"shared": 3, "mine": 1, "theirs": 4}),
+    ],
+)
+def test_merge_strategies(store, strategy, expected):
+    customer = Cart("c1", store, customer_id="1")
+    customer.add("shared", 5, 3)
+    customer.add("mine", 1)
+    guest = Cart("g1", store)
+    guest.add("shared", 5, 2)
+    guest.add("theirs", 2, 4)
+    customer.merge(guest, strategy)
+    assert {pid: d["quantity"] for pid, d in customer.get().items()} == expected
+    assert not guest.refresh().exists
+
+
+def test_merge_is_clamped_to_the_caps_and_stock(store):
+    limits = Limits(max_line_quantity=10, max_lines=3)
+    customer = Cart("c1", store, customer_id="1", limits=limits)
+    customer.add("a", 1, 8)
+    customer.add("b", 1)
+    guest = Cart("g1", store, limits=limits)
+    guest.add("a", 1, 9)
+    guest.add("c", 1, 5)
+    guest.add("d", 1, 1)
+    moved = customer.merge(guest, "sum", line_caps={"c": 2})
+    assert {pid: d["quantity"] for pid, d in customer.get().items()} == {"a": 10, "b": 1, "c": 2}
+    assert moved == {"a": 2, "c": 2}
+
+
+def test_merge_is_idempotent_after_a_crash_before_the_guest_is_deleted(store):
+    customer = Cart("c1", store, customer_id="1")
+    customer.add("a", 1, 1)
+    guest = Cart("g1", store)
+    guest.add("a", 1, 2)
+    guest.add("b", 1, 1)
+    # Simulate the crash: seal and merge happened, the delete did not.
+    sealed = store.seal(guest.key)
+    store.merge(
+        customer.key,
+        sealed.lines,
+        strategy="sum",
+        marker=merge_marker(guest.key, sealed),
+        owner=customer.owner,
+        limits=customer.limits,
+    )
+    with pytest.raises(CartClosed):
+        guest.add("c", 1)  # a sealed guest cart takes no more changes
+    customer.merge(guest, "sum")  # the re-run
+    customer.merge(guest, "sum")  # and once more, after the guest is gone
+    assert {pid: d["quantity"] for pid, d in customer.get().items()} == {"a": 3, "b": 1}
+    assert not guest.refresh().exists
+
+
+def test_rekey_moves_a_guest_cart_to_a_new_customer(store):
+    guest = Cart("g1", store)
+    guest.add("a", 1, 2)
+    state = store.rekey(
+        guest.key,
+        CartKey("customer:9"),
+        owner=Cart("x", store, customer_id="9").owner,
+        limits=Limits(),
+    )
+    assert {pid: line.quantity for pid, line in state.lines.items()} == {"a": 2}
+    assert state.customer_id == "9"
+    assert not guest.refresh().exists
+
+
+def test_checkout_returns_the_snapshot_and_removes_the_cart(store):
+    cart = Cart("u1", store, customer_id="7")
+    cart.add("a", "2.50", 2, name="Tea")
+    snap = cart.checkout()
+    assert snap["items"] == {"a": {"unit_cost": Decimal("2.50"), "quantity": 2, "name": "Tea"}}
+    assert snap["total_cost"] == Decimal("5.00")
+    assert (snap["count"], snap["quantity"], snap["customer_id"]) == (1, 2, "7")
+    assert not cart.refresh().exists
+    assert cart.checkout()["items"] == {}
+
+
+def test_garbage_collection_never_touches_the_store(store):
+    cart = Cart("u1", store)
+    cart.add("a", 1, 2)
+    del cart
+    gc.collect()
+    assert Cart("u1", store).get_product("a")["quantity"] == 2
+
+
+def test_reads_are_fresh_unless_a_state_is_served(store):
+    first, second = Cart("u1", store), Cart("u1", store)
+    first.add("a", 1)
+    second.add("a", 1)
+    assert first.get_product("a")["quantity"] == 2
+    first.serve_cached(first.state)
+    second.add("a", 1)
+    assert first.get_product("a")["quantity"] == 2  # served from the known state
+    assert first.refresh().lines["a"].quantity == 3
+
+
+def test_a_guest_cart_made_again_after_a_merge_merges_again(store):
+    customer = Cart("c1", store, customer_id="1")
+    guest = Cart("g1", store)
+    guest.add("a", 1)
+    customer.merge(guest)
+    guest.add("a", 1)  # same identifier, a new cart: its version count starts over
+    customer.merge(guest)
+    assert customer.get_product("a")["quantity"] == 2
