@@ -48,13 +48,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(
-        SQLALCHEMY_DATABASE_URI="sqlite:///"
-        + os.path.join(app.instance_path, "demo_shop.sqlite3"),
+        SQLALCHEMY_DATABASE_URI="sqlite:///" + os.path.join(app.instance_path, "demo_shop.sqlite3"),
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
         CART_STORE="sqlalchemy",
         CART_REDIS_URL="redis://localhost:6379/0",
         # Create the tables and seed the catalogue and demo users on start.
         DEMO_INIT_DB=True,
+        # A form's CSRF token lives as long as the browser session, not an hour.
+        WTF_CSRF_TIME_LIMIT=None,
         DEMO_SHOP_NAME="Never-Lost Goods",
     )
     app.config.update(demo_config.from_environment())
@@ -83,6 +84,5 @@ def init_db() -> list[str]:
     from .seed import seed
 
     db.create_all()
-    if hasattr(carts, "create_tables"):
-        carts.create_tables()
+    carts.create_tables()
     return seed()

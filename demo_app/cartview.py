@@ -1,4 +1,9 @@
-"""The cart as the shop's pages show it: lines joined with the catalogue, Decimal money."""
+"""The cart as the shop's pages show it: flask-cart's lines joined with the catalogue.
+
+flask-cart re-prices every line it serves from the product loader: ``unit_cost`` is
+today's price, ``price_changed`` says it moved since the line was added and
+``available`` is False for a product the loader no longer knows.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .models import Product, db
+from .models import Product, db, hue, monogram
 
 CENT = Decimal("0.01")
 
@@ -23,18 +28,23 @@ class Line:
     product_id: str
     name: str
     quantity: int
-    unit_price: Decimal  # what it costs now (the catalogue's price)
-    cart_price: Decimal  # the price when it was put in the cart
-    emoji: str = ""
-    stock: int | None = None  # None: the product left the catalogue
+    unit_price: Decimal  # what it costs now
+    available: bool = True  # False: the product left the catalogue
+    price_changed: bool = False
+    old_price: Decimal | None = None  # the price when it was put in the cart, if known
+    stock: int | None = None
 
     @property
-    def available(self) -> bool:
-        return self.stock is not None and self.stock > 0
+    def monogram(self) -> str:
+        return monogram(self.name)
 
     @property
-    def price_changed(self) -> bool:
-        return self.stock is not None and self.unit_price != self.cart_price
+    def hue(self) -> int:
+        return hue(self.product_id)
+
+    @property
+    def in_stock(self) -> bool:
+        return self.available and (self.stock is None or self.stock > 0)
 
     @property
     def over_stock(self) -> bool:
@@ -66,7 +76,7 @@ class CartView:
         """What stands between this cart and an order, one sentence each."""
         found = []
         for line in self.lines:
-            if line.stock is None:
+            if not line.available:
                 found.append(f"{line.name} is no longer sold; remove it to check out.")
             elif line.stock == 0:
                 found.append(f"{line.name} is out of stock; remove it to check out.")
@@ -77,34 +87,38 @@ class CartView:
                 )
         return found
 
-    @property
-    def price_changes(self) -> list[str]:
-        return [
-            f"The price of {line.name} changed from {money(line.cart_price)} "
-            f"to {money(line.unit_price)}."
-            for line in self.lines
-            if line.price_changed
-        ]
+
+def price_change(line: Line) -> str:
+    if line.old_price is None:
+        return f"The price of {line.name} changed: it is now {money(line.unit_price)}."
+    return (
+        f"The price of {line.name} changed from {money(line.old_price)} "
+        f"to {money(line.unit_price)}."
+    )
 
 
-def build(items: Mapping[str, Mapping[str, Any]]) -> CartView:
-    """A CartView of `Cart.get()`-style items (product id -> details), in cart order."""
+def build(
+    items: Mapping[str, Mapping[str, Any]], old_prices: Mapping[str, Decimal] | None = None
+) -> CartView:
+    """A CartView of `Cart.get()` items (product id -> details), in cart order."""
     products = {}
     if items:
         rows = db.session.scalars(sa.select(Product).where(Product.id.in_(list(items))))
         products = {product.id: product for product in rows}
     lines = []
     for product_id, details in items.items():
-        cart_price = Decimal(str(details.get("unit_cost", "0")))
         product = products.get(product_id)
+        unit_price = Decimal(str(details.get("unit_cost", "0")))
+        changed = bool(details.get("price_changed", False))
         lines.append(
             Line(
                 product_id=product_id,
                 name=product.name if product else str(details.get("name") or product_id),
                 quantity=int(details.get("quantity", 0)),
-                unit_price=product.price if product else cart_price,
-                cart_price=cart_price,
-                emoji=product.emoji if product else "",
+                unit_price=unit_price,
+                available=product is not None and details.get("available", True) is not False,
+                price_changed=changed,
+                old_price=(old_prices or {}).get(product_id) if changed else None,
                 stock=product.stock if product else None,
             )
         )

@@ -23,9 +23,12 @@ def database_url(url: str) -> str:
     """SQLAlchemy's spelling of a database URL (``postgres://`` and a driver psycopg can serve)."""
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://") :]
-    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg2") is None:
-        if importlib.util.find_spec("psycopg") is not None:
-            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if (
+        url.startswith("postgresql://")
+        and importlib.util.find_spec("psycopg2") is None
+        and importlib.util.find_spec("psycopg") is not None
+    ):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 

@@ -1,34 +1,40 @@
 """Glue between the shop and flask-cart: template helpers, signal receivers, error pages.
 
-Everything here reads flask-cart through its public names (CONTRACT.md) and degrades
-when an optional piece is missing, so the shop keeps working while the library grows.
+The shop's forms post to flask-cart's own form endpoints (``POST /cart/items`` and
+friends, answering 303); flask-cart flashes errors (category ``cart-error``) and the
+receivers here flash what went right. The JSON routes used by JavaScript flash nothing.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from flask import Flask, flash, g, redirect, render_template, request, url_for
+from flask import Flask, flash, g, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.wrappers import Response
 
-from flask_cart import current_cart
+from flask_cart import current_cart, signals
 from flask_cart.errors import CartError, StoreUnavailable
 
 from .cartview import money
+from .models import Product, db
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+QUOTED_ID = re.compile(r"'([A-Za-z0-9_.-]{1,64})'")
 
 
 def init_app(app: Flask) -> None:
     app.add_template_filter(money, "money")
+    app.add_template_filter(readable, "readable")
     app.context_processor(lambda: {"cart_badge": cart_badge})
     app.register_error_handler(CSRFError, csrf_error)
     app.register_error_handler(StoreUnavailable, store_unavailable)
     app.register_error_handler(404, not_found)
-    try:
-        from flask_cart.signals import cart_merged
-    except ImportError:  # pragma: no cover - the integration is not there yet
-        return
-    cart_merged.connect(merged_flash, app)
+    signals.cart_merged.connect(merged, app)
+    signals.cart_item_added.connect(added, app)
+    signals.cart_item_updated.connect(updated, app)
+    signals.cart_item_removed.connect(removed, app)
+    signals.cart_cleared.connect(cleared, app)
 
 
 def cart_badge() -> int | None:
@@ -41,51 +47,89 @@ def cart_badge() -> int | None:
     return g.cart_badge  # type: ignore[no-any-return]
 
 
-def link_guest_cart(user: Any) -> None:
-    """After registration: the guest's cart becomes the new customer's cart."""
-    from . import carts
-
-    link = getattr(carts, "link_guest_cart", None)
-    if link is not None:
-        link(user)
+def product_name(product_id: str) -> str:
+    product = db.session.get(Product, product_id)
+    return product.name if product is not None else product_id
 
 
-def merged_flash(sender: Any, **extra: Any) -> None:
-    """"2 items from your guest cart were added" after a login merged a guest cart."""
-    moved = extra.get("moved") or {}
+def readable(message: str) -> str:
+    """flask-cart's messages name products by id ("only 3 of 'wool-socks' in stock"):
+    show their names, with a capital first letter."""
+
+    def name(found: re.Match[str]) -> str:
+        product = db.session.get(Product, found.group(1))
+        return product.name if product is not None else found.group(0)
+
+    text = QUOTED_ID.sub(name, message)
+    return text[:1].upper() + text[1:]
+
+
+# -- signal receivers ------------------------------------------------------------------
+
+
+def form_post() -> bool:
+    """True in a no-JavaScript form post to flask-cart's routes (the JSON routes flash nothing)."""
+    return request.blueprint == "flask_cart" and request.mimetype in FORM_TYPES
+
+
+def merged(sender: Any, moved: Any = None, dropped: Any = None, **extra: Any) -> None:
+    """After a login merged a guest cart: "2 items from your guest cart were added"."""
     try:
-        units = sum(int(n) for n in moved.values())
+        units = sum(int(n) for n in (moved or {}).values())
     except (AttributeError, TypeError, ValueError):
         units = 0
     if units > 0:
         noun, verb = ("item", "was") if units == 1 else ("items", "were")
         flash(f"{units} {noun} from your guest cart {verb} added to your cart.", "success")
-    clamped = extra.get("clamped") or extra.get("dropped") or {}
-    if clamped:
+    if dropped:
+        names = ", ".join(product_name(str(pid)) for pid in dropped)
         flash(
-            "Some items from your guest cart did not fit within the cart's limits "
-            "and were left out.",
+            f"Left out of your cart (no room or no stock): {names}.",
             "warning",
         )
     g.pop("cart_badge", None)
 
 
+def added(sender: Any, product_id: str = "", quantity: int = 0, **extra: Any) -> None:
+    if form_post():
+        flash(f"Added {quantity} \u00d7 {product_name(product_id)} to your cart.", "success")
+
+
+def updated(sender: Any, product_id: str = "", quantity: int = 0, **extra: Any) -> None:
+    if form_post():
+        flash(f"{product_name(product_id)}: quantity set to {quantity}.", "success")
+
+
+def removed(sender: Any, product_id: str = "", **extra: Any) -> None:
+    if form_post():
+        flash(f"Removed {product_name(product_id)} from your cart.", "info")
+
+
+def cleared(sender: Any, **extra: Any) -> None:
+    if form_post():
+        flash("Your cart is empty.", "info")
+
+
+# -- error pages -----------------------------------------------------------------------
+
+
+def wants_json() -> bool:
+    return request.is_json or request.accept_mimetypes.best == "application/json"
+
+
 def csrf_error(error: CSRFError) -> Any:
-    if request.accept_mimetypes.best == "application/json" or request.is_json:
-        return {"error": {"code": "csrf", "message": error.description}}, 400
-    flash("Your form expired: please try again.", "warning")
-    return redirect(request.referrer or url_for("shop.catalogue"), code=303)
+    if wants_json():
+        return {"error": {"code": "csrf_failed", "message": error.description}}, 400
+    return render_template("csrf_error.html"), 400
 
 
 def store_unavailable(error: StoreUnavailable) -> Any:
-    if request.is_json or request.accept_mimetypes.best == "application/json":
+    if wants_json():
         return {"error": {"code": error.code, "message": error.message}}, 503
     return render_template("unavailable.html", message=error.message), 503
 
 
 def not_found(error: Any) -> Any:
+    if wants_json():
+        return {"error": {"code": "not_found", "message": "not found"}}, 404
     return render_template("not_found.html"), 404
-
-
-def see_other(location: str) -> Response:
-    return redirect(location, code=303)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -34,9 +35,7 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(sa.String(300))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
-    orders: Mapped[list[Order]] = relationship(
-        back_populates="user", order_by="Order.id.desc()"
-    )
+    orders: Mapped[list[Order]] = relationship(back_populates="user", order_by="Order.id.desc()")
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
@@ -53,11 +52,29 @@ class Product(db.Model):
     description: Mapped[str] = mapped_column(sa.Text, default="")
     price: Mapped[Decimal] = mapped_column(Money)
     stock: Mapped[int] = mapped_column(default=0)
-    emoji: Mapped[str] = mapped_column(sa.String(16), default="")
 
     @property
     def in_stock(self) -> bool:
         return self.stock > 0
+
+    @property
+    def monogram(self) -> str:
+        return monogram(self.name)
+
+    @property
+    def hue(self) -> int:
+        return hue(self.id)
+
+
+def monogram(name: str) -> str:
+    """Two letters standing in for a product picture ("Enamel mug" -> "EM")."""
+    words = [word for word in name.replace("-", " ").split() if word[:1].isalnum()]
+    return "".join(word[0] for word in words[:2]).upper() or "?"
+
+
+def hue(product_id: str) -> int:
+    """A colour per product (an HSL hue), stable across runs."""
+    return zlib.crc32(product_id.encode()) % 360
 
 
 class Order(db.Model):

@@ -29,10 +29,10 @@ def seconds(value: float) -> str:
     if value < 120:
         return f"{value} s"
     if value < 7200:
-        return f"{value // 60} min"
+        return f"{round(value / 60)} min"
     if value < 172800:
-        return f"{value // 3600} h"
-    return f"{value // 86400} days"
+        return f"{round(value / 3600)} h"
+    return f"{round(value / 86400)} days"
 
 
 def fact(label: str, read: Callable[[], Any], hint: str = "") -> Fact:
@@ -49,9 +49,23 @@ def owner() -> str:
     if current_user.is_authenticated:
         return f"customer {current_user.email} (user id {current_user.id})"
     name = current_app.config.get("CART_COOKIE_NAME", "guest_cart_id")
-    if request.cookies.get(name):
+    if has_cart_yet():
         return f"guest (signed {name} cookie)"
     return "guest without a cart yet (the cookie is set on the first change)"
+
+
+def has_cart_yet() -> bool:
+    name = current_app.config.get("CART_COOKIE_NAME", "guest_cart_id")
+    return bool(current_user.is_authenticated or request.cookies.get(name))
+
+
+def identifier() -> str:
+    return current_cart.identifier if has_cart_yet() else "none yet"
+
+
+def expires() -> str | None:
+    ttl = current_cart.get_ttl() if has_cart_yet() else 0
+    return seconds(ttl) if ttl > 0 else None
 
 
 def store() -> str:
@@ -79,28 +93,60 @@ def updated() -> str | None:
     return f"{when:%Y-%m-%d %H:%M:%S} UTC ({seconds(max(age, 0))} ago)"
 
 
-def sync_age() -> str | None:
-    """How old the browser's cached copy is, as the integration reports it."""
-    for name in ("sync_age", "snapshot_age"):
-        reader = getattr(current_cart, name, None)
-        if reader is not None:
-            age = reader() if callable(reader) else reader
-            return None if age is None else seconds(age)
-    return None
+def snapshot_entry() -> Any:
+    """The browser's cached copy as the request found it (before the cart was touched).
+
+    flask-cart keeps it in a signed cookie of its own; reading it goes through its request
+    state (flask_cart.context), which is not part of the public contract: on any change
+    there the page says "n/a" instead of failing.
+    """
+    from flask_cart.context import request_carts
+
+    return request_carts().entries().get(current_cart.instance)
+
+
+def freshness(entry: Any) -> tuple[str | None, str | None]:
+    """(sync age, where this request's cart came from)."""
+    window = int(current_app.config.get("CART_SYNC_SECONDS", 0))
+    if entry is None:
+        return None, "the store (no cached copy in this browser)"
+    from . import carts
+
+    age = max(carts.clock() - entry.checked_at, 0.0)
+    if entry.identifier != current_cart.identifier:
+        return seconds(age), "the store (the cached copy belonged to another owner)"
+    if age < window:
+        return seconds(age), f"the browser's cached copy (re-checked after {window} s)"
+    return seconds(age), "the store (the cached copy was older than the sync window)"
+
+
+def store_version() -> int:
+    """The version in the store right now (one extra read, for comparison)."""
+    return current_cart.store.load(current_cart.key).version
 
 
 def describe() -> list[Fact]:
     window = current_app.config.get("CART_SYNC_SECONDS")
+    try:
+        entry = snapshot_entry()
+        age, source = freshness(entry)
+    except Exception as error:  # not part of the contract: degrade
+        age, source = None, None
+        why = f"{type(error).__name__}: {error}"
+    else:
+        why = "no cached copy in this browser"
     return [
         fact("Owner", owner),
-        fact("Cart identifier", lambda: current_cart.identifier),
+        fact("Cart identifier", identifier),
         fact("Instance", lambda: current_cart.instance),
         fact("Store", store),
-        fact("Version", lambda: current_cart.version, "no cart stored yet"),
+        fact("Served from", lambda: source, why),
+        fact("Version (this page)", lambda: current_cart.version, "no cart stored yet"),
+        fact("Version (store now)", store_version),
         fact("Lines / units", lambda: f"{current_cart.count()} / {current_cart.quantity()}"),
         fact("Total", lambda: f"{current_cart.total_cost()} {current_app.config['CART_CURRENCY']}"),
         fact("Last change", updated, "no cart stored yet"),
-        fact("Expires in", lambda: seconds(current_cart.get_ttl()) or None),
+        fact("Expires in", expires, "no cart stored yet"),
         fact("Sync window", lambda: f"{window} s" if window is not None else None),
-        fact("Sync age", sync_age, "not exposed by flask-cart"),
+        fact("Sync age", lambda: age, why),
     ]

@@ -19,27 +19,26 @@ from flask import (
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from . import cart_pages, hooks
+from . import cart_pages, carts, hooks
 from .forms import LoginForm, RegisterForm
 from .models import Order, Product, User, db
 from .seed import DEMO_USERS
 
 bp = Blueprint("shop", __name__)
+cart_pages.register(bp)
 
 
 def init_app(app: Flask) -> None:
-    cart_pages.register(bp)
     app.register_blueprint(bp)
     hooks.init_app(app)
 
 
 def safe_next(target: str | None, default: str = "shop.catalogue") -> str:
     """`target` when it is a path on this site, else the URL of `default`."""
-    if target:
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and target.startswith("/"):
-            if not target.startswith("//") and "\\" not in target:
-                return target
+        if not parts.scheme and not parts.netloc:
+            return target
     return url_for(default)
 
 
@@ -82,7 +81,7 @@ def register() -> Any:
             db.session.add(user)
             db.session.commit()
             # The guest's cart becomes the new customer's cart (moved, not copied) ...
-            hooks.link_guest_cart(user)
+            carts.link_guest_cart(user)
             # ... so the merge Flask-Login's signal triggers next has nothing left to do.
             login_user(user)
             flash(f"Welcome, {user.name}! Your account is ready.", "success")

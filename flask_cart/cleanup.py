@@ -46,15 +46,15 @@ def utc_iso(value: datetime | None) -> str | None:
 class Retention:
     """How long carts live after their last change, and the cut-offs that follow at `now`."""
 
-    guest_days: int = 30
-    customer_days: int = 90
+    guest_days: float = 30
+    customer_days: float = 90
     leftover_grace: timedelta = LEFTOVER_GRACE
 
     def __post_init__(self) -> None:
         for name in ("guest_days", "customer_days"):
             value = getattr(self, name)
-            if type(value) is not int or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise ValueError(f"{name} must be a number of days >= 0, got {value!r}")
 
     def cutoffs(self, now: datetime) -> Cutoffs:
         return Cutoffs(

@@ -35,10 +35,10 @@ cart_cli = AppGroup("cart", help="Manage the carts flask-cart stores.")
 DAYS = click.IntRange(min=0)
 
 
-def _configured_days(key: str, default: int) -> int:
+def _configured_days(key: str, default: int) -> float:
     value = current_app.config.get(key, default)
-    if type(value) is not int or value < 0:
-        raise click.UsageError(f"{key} must be an int >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise click.UsageError(f"{key} must be a number of days >= 0, got {value!r}")
     return value
 
 
@@ -72,6 +72,11 @@ def _is_connection_error(exc: BaseException) -> bool:
     )
 
 
+def _no_length() -> Iterator[int]:
+    """An iterable without a length: click draws an open-ended bar with a counter."""
+    yield from ()
+
+
 @contextmanager
 def _progress_bar(enabled: bool) -> Iterator[Progress | None]:
     """A progress callback drawing on stderr, or None when stderr is not a terminal."""
@@ -86,7 +91,7 @@ def _progress_bar(enabled: bool) -> Iterator[Progress | None]:
         if bar is None:
             label = "deleting expired carts" if total is not None else "examining carts"
             bar = click.progressbar(
-                (n for n in ()) if total is None else None,
+                _no_length() if total is None else None,
                 length=total,
                 label=label,
                 show_pos=True,

@@ -8,8 +8,9 @@ Keyword arguments:
 - ``cart_item_removed``: ``cart``, ``product_id``.
 - ``cart_cleared``: ``cart``.
 - ``cart_merged``: ``cart`` (the customer's), ``user``, ``moved`` (product -> units the
-  merge changed), ``dropped`` (guest products left out: no room, no stock),
-  ``already_merged`` (True when a retried merge found its work done).
+  merge changed; {} when a retried merge found its work done), ``dropped`` (guest products
+  left out of the customer's cart: no room, no stock). Sent once per instance that had a
+  guest cart; handy for a flash message after login.
 - ``cart_checked_out``: ``cart``, ``snapshot`` (what ``checkout()`` returned).
 """
 

@@ -65,6 +65,13 @@
     box.replaceChildren(item);
   }
 
+  // flask-cart names products by id ("only 3 of 'wool-socks' in stock"): use their names.
+  function readable(message, productId, name) {
+    let text = String(message);
+    if (productId && name) text = text.split(`'${productId}'`).join(name);
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
+
   function formatMoney(value) {
     const text = String(value);
     const negative = text.startsWith("-");
@@ -130,6 +137,14 @@
     return row ? row.dataset.line : "";
   }
 
+  // The product a form is about: [id, name].
+  function productOf(form) {
+    const row = form.closest("tr[data-line]");
+    if (row) return [row.dataset.line, row.dataset.name || ""];
+    const field = form.querySelector('input[name="product_id"]');
+    return [field ? field.value : "", form.dataset.name || ""];
+  }
+
   const actions = {
     add: async (form) => {
       const quantity = readQuantity(form, 1);
@@ -142,12 +157,14 @@
       const quantity = readQuantity(form, 0);
       const path = `/items/${encodeURIComponent(lineOf(form))}`;
       const cart = await callCart("PATCH", path, { quantity });
-      if (quantity === 0) flash("Removed from your cart.", "info");
+      const name = productOf(form)[1] || "That product";
+      flash(quantity === 0 ? `Removed ${name} from your cart.` : `${name}: quantity set to ${quantity}.`, quantity === 0 ? "info" : "success");
       return cart;
     },
     remove: async (form) => {
       const cart = await callCart("DELETE", `/items/${encodeURIComponent(lineOf(form))}`);
-      flash("Removed from your cart.", "info");
+      const name = productOf(form)[1];
+      flash(name ? `Removed ${name} from your cart.` : "Removed from your cart.", "info");
       return cart;
     },
     clear: async () => {
@@ -178,7 +195,8 @@
         form.submit(); // the JSON route is not there: the plain form still works
         return;
       }
-      flash(error.message || "Your cart could not be changed.", "error");
+      const [productId, name] = productOf(form);
+      flash(readable(error.message || "Your cart could not be changed.", productId, name), "error");
     } finally {
       form.classList.remove("busy");
     }

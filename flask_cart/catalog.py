@@ -1,0 +1,115 @@
+"""Products as the app's `product_loader` describes them, and re-pricing cart lines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+from .errors import CartError
+from .lines import CartState, Line, parse_money
+
+ProductLoader = Callable[[str], Any]
+FLAGS = ("price_changed", "available")
+
+
+@dataclass(frozen=True)
+class Product:
+    """What the cart needs to know about a product: its price now, name and stock."""
+
+    unit_cost: Decimal
+    name: str | None = None
+    stock: int | None = None
+
+
+def as_product(product_id: str, value: Any) -> Product | None:
+    """A loader's answer (None, a mapping, or an object with attributes) as a Product."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        get = value.get
+    else:
+
+        def get(name: str, default: Any = None) -> Any:
+            return getattr(value, name, default)
+
+    try:
+        unit_cost = parse_money(get("unit_cost"))
+    except CartError as exc:
+        raise TypeError(
+            f"product_loader({product_id!r}) gave a bad unit_cost: {exc.message}"
+        ) from None
+    name = get("name")
+    stock = get("stock")
+    if stock is not None and (isinstance(stock, bool) or not isinstance(stock, int)):
+        raise TypeError(f"product_loader({product_id!r}) gave a non-integer stock: {stock!r}")
+    return Product(unit_cost, None if name is None else str(name), stock)
+
+
+class Catalog:
+    """The request's view of the product loader: each product is looked up once."""
+
+    def __init__(self, loader: ProductLoader | None) -> None:
+        self.loader = loader
+        self._seen: dict[str, Product | None] = {}
+
+    @property
+    def available(self) -> bool:
+        return self.loader is not None
+
+    def get(self, product_id: str) -> Product | None:
+        """The product, or None when the loader does not know it.
+
+        A loader raising LookupError or ValueError (say, ``int(product_id)`` on "abc") is
+        taken as "unknown product".
+        """
+        if self.loader is None:
+            raise RuntimeError(
+                "flask-cart needs a product loader: decorate a function with "
+                "@carts.product_loader (product_id -> None or an object with unit_cost)"
+            )
+        if product_id not in self._seen:
+            try:
+                value = self.loader(product_id)
+            except (LookupError, ValueError):
+                value = None
+            self._seen[product_id] = as_product(product_id, value)
+        return self._seen[product_id]
+
+    def stock_caps(self, product_ids: Any) -> dict[str, int]:
+        """Stock per product for the merge clamp (products without `stock` are not capped)."""
+        caps = {}
+        for product_id in product_ids:
+            product = self.get(product_id)
+            if product is not None and product.stock is not None:
+                caps[product_id] = max(product.stock, 0)
+        return caps
+
+    def reprice(self, state: CartState) -> CartState:
+        """Lines at today's prices: `price_changed` where the price moved, `available`
+        False (price kept, left out of totals) where the loader no longer knows the product.
+        Without a loader the state is returned as stored.
+        """
+        if self.loader is None or not state.lines:
+            return state
+        lines = {}
+        for product_id, line in state.lines.items():
+            extra = {k: v for k, v in line.extra.items() if k not in FLAGS}
+            product = self.get(product_id)
+            unit_cost = line.unit_cost
+            if product is None:
+                extra.update(price_changed=False, available=False)
+            else:
+                unit_cost = format(product.unit_cost, "f")
+                extra["price_changed"] = Decimal(line.unit_cost) != product.unit_cost
+                extra["available"] = True
+                if product.name is not None:
+                    extra["name"] = product.name
+            lines[product_id] = Line(product_id, line.quantity, unit_cost, extra)
+        return replace(state, lines=lines)
+
+
+def strip_flags(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Line details without the display flags re-pricing adds."""
+    return {k: v for k, v in extra.items() if k not in FLAGS}

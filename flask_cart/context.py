@@ -1,0 +1,244 @@
+"""The request's carts: owner resolved on first touch, the sync window, cookies, signals.
+
+Nothing here runs on a request that never touches a cart: the per-request state is made
+on first use and registers its own ``after_this_request`` hook to write cookies.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from blinker import Signal
+from flask import Flask, Response, current_app, has_request_context, request
+from flask.ctx import after_this_request
+
+from .catalog import Catalog
+from .errors import InvalidInstance
+from .identity import (
+    Identity,
+    authenticated_user,
+    clear_guest_cookie,
+    customer_identity,
+    guest_identity,
+    read_guest_cookie,
+    set_guest_cookie,
+)
+from .lines import CartState, Owner
+from .request_cart import RequestCart
+from .stores.base import CartKey, CartStore
+from .sync import Entry, dump_snapshot, read_snapshot, write_snapshot
+
+if TYPE_CHECKING:
+    from .manager import CartManager
+
+ENVIRON_KEY = "flask_cart.request"
+_UNSET: Any = object()
+
+
+def request_carts() -> RequestCarts:
+    """The current request's cart state (made on first use)."""
+    if not has_request_context():
+        raise RuntimeError("the request's cart is only available while handling a request")
+    environ = request.environ
+    ctx: RequestCarts | None = environ.get(ENVIRON_KEY)
+    if ctx is None:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        manager = app.extensions.get("cart")
+        if manager is None:
+            raise RuntimeError("flask-cart is not initialised on this app: call init_app")
+        ctx = environ[ENVIRON_KEY] = RequestCarts(manager, app)
+        after_this_request(ctx.finish)
+    return ctx
+
+
+class RequestCarts:
+    """Who owns this request's carts, the carts by instance, and the cookie changes due."""
+
+    def __init__(self, manager: CartManager, app: Flask) -> None:
+        self.manager = manager
+        self.app = app
+        self.settings = manager.settings(app)
+        self.catalog = Catalog(manager.loader)
+        self.carts: dict[str, RequestCart] = {}
+        self._identity: Identity | None = None
+        self._cookie_id: str | None = _UNSET
+        self._guest_consumed = False
+        self._issue_guest = False
+        self._entries: dict[str, Entry] | None = None
+        self._entries_changed = False
+
+    @property
+    def store(self) -> CartStore:
+        return self.manager.get_store(self.app)
+
+    # -- owner ---------------------------------------------------------------------------
+
+    def guest_cookie_id(self) -> str | None:
+        """The id the browser's guest cookie names (valid and signed), unless used up."""
+        if self._guest_consumed:
+            return None
+        if self._cookie_id is _UNSET:
+            self._cookie_id = read_guest_cookie(request, self.settings)
+        return self._cookie_id
+
+    def identity(self) -> Identity:
+        """The owner, resolved on first use; a customer's pending guest cart is merged then."""
+        if self._identity is None:
+            user = authenticated_user()
+            if self._resolved():  # a login receiver ran meanwhile
+                return self._identity  # type: ignore[return-value]
+            if user is None:
+                self._identity = guest_identity(self.guest_cookie_id(), self.settings)
+            else:
+                self._identity = customer_identity(user, self.settings)
+                if self.guest_cookie_id() is not None:
+                    from .login import merge_guest_cart
+
+                    merge_guest_cart(self, user)
+        return self._identity
+
+    def _resolved(self) -> bool:
+        return self._identity is not None
+
+    def become_customer(self, user: Any) -> Identity:
+        """Make `user` the owner for the rest of the request (carts are re-resolved)."""
+        self.carts.clear()
+        self._identity = customer_identity(user, self.settings)
+        return self._identity
+
+    def reset(self) -> None:
+        """Forget the owner and carts (after login, logout or linking)."""
+        self.carts.clear()
+        self._identity = None
+
+    def consume_guest_cookie(self) -> None:
+        """The guest cookie is spent: ignore it from now on and clear it in the response."""
+        self._guest_consumed = True
+        self._issue_guest = False
+
+    def forget_all(self) -> None:
+        """Logout: the browser becomes a guest with an empty cart."""
+        self.consume_guest_cookie()
+        self._entries = {}
+        self._entries_changed = True
+        self.reset()
+
+    def _rebind(self, identity: Identity) -> None:
+        self._identity = identity
+        for cart in self.carts.values():
+            cart.key = CartKey(identity.identifier, cart.instance)
+            cart.customer_id = identity.customer_id
+            cart.ttl = identity.ttl
+
+    def drop_guest_id(self) -> None:
+        """The cookie's id names no cart of ours (sealed by a merge): start a new guest id."""
+        self._rebind(guest_identity(None, self.settings))
+        for cart in self.carts.values():
+            cart._state = CartState()
+
+    def check_new_guest_cart(self, cart: RequestCart) -> None:
+        """A write to the cookie's id created the cart: the id was dead unless another
+        instance of it lives. A dead id is never adopted: its carts move to a new id."""
+        old = self.identity()
+        for instance in self.settings.instances:
+            if instance == cart.instance:
+                continue
+            state = self.store.load(CartKey(old.identifier, instance))
+            if state.exists and not state.sealed and state.customer_id is None:
+                return
+        new = guest_identity(None, self.settings)
+        owner = Owner(None, self.settings.guest_ttl)
+        for instance in self.settings.instances:
+            moved = self.store.rekey(
+                CartKey(old.identifier, instance),
+                CartKey(new.identifier, instance),
+                owner=owner,
+                limits=self.settings.limits,
+            )
+            if instance == cart.instance:
+                cart._state = self.catalog.reprice(moved)
+        self._rebind(new)
+        self.record(cart.instance, cart.state)
+
+    # -- carts and the sync window ---------------------------------------------------------
+
+    def cart(self, instance: str = "cart") -> RequestCart:
+        if instance not in self.settings.instances:
+            raise InvalidInstance(
+                f"unknown cart instance {instance!r}; one of: {', '.join(self.settings.instances)}"
+            )
+        cart = self.carts.get(instance)
+        if cart is None:
+            cart = self.carts[instance] = RequestCart(self, instance)
+        return cart
+
+    def entries(self) -> dict[str, Entry]:
+        if self._entries is None:
+            self._entries = read_snapshot(request, self.settings)
+        return self._entries
+
+    def record(self, instance: str, state: CartState) -> None:
+        """The store just answered `state`: it is the snapshot for the next window."""
+        if self.settings.sync_seconds <= 0:
+            return
+        identifier = self.identity().identifier
+        self.entries()[instance] = Entry(identifier, self.manager.clock(), state)
+        self._entries_changed = True
+
+    def forget(self, instance: str) -> None:
+        if self.entries().pop(instance, None) is not None:
+            self._entries_changed = True
+
+    def load(self, cart: RequestCart) -> CartState:
+        """One store read, re-priced and kept as the snapshot; a foreign cart is ignored."""
+        state = self.store.load(cart.key)
+        if self.identity().is_guest and state.exists and (state.sealed or state.customer_id):
+            self.drop_guest_id()
+            return CartState()
+        view = self.catalog.reprice(state)
+        self.record(cart.instance, view)
+        return view
+
+    def initial_state(self, cart: RequestCart) -> CartState:
+        """The snapshot inside the window; no I/O for a new guest; else one store read."""
+        identity = self.identity()
+        if identity.is_guest and not identity.issued:
+            return CartState()
+        entry = self.entries().get(cart.instance)
+        now = self.manager.clock()
+        if entry is not None and entry.fresh(identity.identifier, now, self.settings.sync_seconds):
+            return entry.state
+        return self.load(cart)
+
+    def wrote(self, cart: RequestCart, changed: bool) -> None:
+        """A change went through: a guest's cookie is issued or renewed."""
+        identity = self.identity()
+        if not identity.is_guest:
+            return
+        if changed and identity.issued and cart.state.version == 1:
+            self.check_new_guest_cart(cart)
+        if cart.state.exists:
+            self._issue_guest = True
+
+    # -- the response --------------------------------------------------------------------
+
+    def finish(self, response: Response) -> Response:
+        identity = self._identity
+        if self._issue_guest and identity is not None and identity.is_guest:
+            set_guest_cookie(response, request, self.settings, identity.identifier)
+        elif self._guest_consumed and self.settings.cookie_name in request.cookies:
+            clear_guest_cookie(response, request, self.settings)
+        if self._entries_changed:
+            keep = {}
+            if identity is not None and self.settings.sync_seconds > 0:
+                keep = {
+                    name: entry
+                    for name, entry in self.entries().items()
+                    if entry.identifier == identity.identifier
+                }
+            write_snapshot(response, request, self.settings, dump_snapshot(keep) if keep else None)
+        response.vary.add("Cookie")
+        return response
+
+    def send(self, signal: Signal, **kwargs: Any) -> None:
+        signal.send(self.app, **kwargs)

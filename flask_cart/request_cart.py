@@ -1,0 +1,227 @@
+"""`RequestCart`: the request's cart of one instance (what `current_cart` points to).
+
+Reads are served inside the sync window; changes go to the store as deltas; the store's
+answer is re-priced through the product loader and kept as the next snapshot. The ecart
+methods send the signals, and the `*_item` methods are what the HTTP routes call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from blinker import Signal
+
+from . import signals
+from .cart import Cart, snapshot
+from .errors import (
+    CartClosed,
+    LineNotFound,
+    QuantityLimitExceeded,
+    StockExceeded,
+    UnknownProduct,
+)
+from .lines import (
+    CartState,
+    Limits,
+    Line,
+    check_details,
+    check_product_id,
+    check_quantity,
+    money_str,
+    parse_money,
+)
+
+if TYPE_CHECKING:
+    from .context import RequestCarts
+
+MAX_NAME_CHARS = 200
+
+
+class RequestCart(Cart):
+    """The request's cart of one instance: reads served inside the sync window, changes sent
+    to the store as deltas, the store's answer re-priced and kept as the snapshot."""
+
+    _cached = True
+
+    def __init__(self, ctx: RequestCarts, instance: str) -> None:
+        identity = ctx.identity()
+        super().__init__(
+            identity.identifier,
+            ctx.store,
+            identity.ttl,
+            instance=instance,
+            customer_id=identity.customer_id,
+            limits=ctx.settings.limits,
+        )
+        self._ctx = ctx
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def state(self) -> CartState:
+        if self._state is None:
+            self._state = self._ctx.initial_state(self)
+        return self._state
+
+    def _read(self) -> CartState:
+        return self.state
+
+    def refresh(self) -> CartState:
+        """Read the cart from the store now (and restart the sync window)."""
+        self._state = self._ctx.load(self)
+        return self._state
+
+    def _wrote(self, state: CartState) -> CartState:
+        view = self._ctx.catalog.reprice(state)
+        self._state = view
+        self._ctx.record(self.instance, view)
+        return view
+
+    def _change(self, operation: Callable[[], Any], changed: bool | None = True) -> Any:
+        """Run one store change; a guest id found sealed is dropped for a new one, once.
+
+        `changed` None means "the operation's result says whether it changed the cart".
+        """
+        try:
+            result = operation()
+        except CartClosed:
+            if not self._ctx.identity().is_guest:
+                raise
+            self._ctx.drop_guest_id()
+            result = operation()
+        self._ctx.wrote(self, bool(result) if changed is None else changed)
+        return result
+
+    def _send(self, signal: Signal, **kwargs: Any) -> None:
+        self._ctx.send(signal, cart=self, **kwargs)
+
+    # -- the ecart API, with signals --------------------------------------------------------
+
+    def add(self, product_id: str, unit_cost: Any, quantity: int = 1, **extra: Any) -> None:
+        line = Line(
+            check_product_id(product_id),
+            check_quantity(quantity, self.limits),
+            money_str(parse_money(unit_cost)),
+            check_details(extra),
+        )
+        self._add_line(line, None)
+
+    def _add_line(self, line: Line, stock: int | None) -> None:
+        limits = self.limits
+        if stock is not None:
+            if line.quantity > stock:
+                raise StockExceeded(
+                    f"only {max(stock, 0)} of {line.product_id!r} in stock",
+                    limit=max(stock, 0),
+                )
+            if stock < limits.max_line_quantity:
+                limits = Limits(stock, limits.max_lines)
+
+        def operation() -> None:
+            self._wrote(self.store.add(self.key, line, owner=self.owner, limits=limits))
+
+        try:
+            self._change(operation)
+        except QuantityLimitExceeded as exc:
+            if limits is self.limits:
+                raise
+            in_cart = exc.details.get("in_cart", 0)
+            raise StockExceeded(
+                f"only {stock} of {line.product_id!r} in stock ({in_cart} already in the cart)",
+                limit=stock,
+                in_cart=in_cart,
+            ) from None
+        self._send(
+            signals.cart_item_added,
+            product_id=line.product_id,
+            quantity=line.quantity,
+            line=self.get_product(line.product_id),
+        )
+
+    def update(self, product_id: str, quantity: int) -> None:
+        self._change(lambda: Cart.update(self, product_id, quantity))
+        if quantity == 0:
+            self._send(signals.cart_item_removed, product_id=product_id)
+        else:
+            self._send(
+                signals.cart_item_updated,
+                product_id=product_id,
+                quantity=quantity,
+                line=self.get_product(product_id),
+            )
+
+    def remove(self, product_id: str) -> bool:
+        removed: bool = self._change(lambda: Cart.remove(self, product_id), changed=None)
+        if removed:
+            self._send(signals.cart_item_removed, product_id=product_id)
+        return removed
+
+    def clear(self) -> None:
+        self._change(lambda: Cart.clear(self))
+        self._send(signals.cart_cleared)
+
+    def destroy(self) -> None:
+        Cart.destroy(self)
+        self._ctx.forget(self.instance)
+
+    def copy(self, new_identifier: str | int) -> Cart:
+        """A plain copy of the stored lines (without display flags) at `new_identifier`."""
+        plain = Cart(
+            self.identifier,
+            self.store,
+            self.ttl,
+            instance=self.instance,
+            customer_id=self.customer_id,
+            limits=self.limits,
+        )
+        return plain.copy(new_identifier)
+
+    def checkout(self) -> dict[str, Any]:
+        """The final snapshot, re-priced; the cart leaves the store, the snapshot cookie and
+        the guest cookie. Sends `cart_checked_out`."""
+        identity = self._ctx.identity()
+        if identity.is_guest and not identity.issued:
+            state = CartState()
+        else:
+            state = self.store.take(self.key)
+        result = snapshot(self.key, self._ctx.catalog.reprice(state))
+        self._state = CartState()
+        self._ctx.forget(self.instance)
+        if identity.is_guest:
+            self._ctx.consume_guest_cookie()
+        self._send(signals.cart_checked_out, snapshot=result)
+        return result
+
+    # -- what the HTTP routes call: prices and stock from the product loader ----------------
+
+    def add_item(self, product_id: object, quantity: object = 1) -> None:
+        """Add units of a catalogue product at its current price (404 unknown, 422 stock)."""
+        product_id = check_product_id(product_id)
+        quantity = check_quantity(quantity, self.limits)
+        product = self._ctx.catalog.get(product_id)
+        if product is None:
+            raise UnknownProduct(f"unknown product {product_id!r}", product_id=product_id)
+        extra = {} if product.name is None else {"name": product.name[:MAX_NAME_CHARS]}
+        line = Line(product_id, quantity, money_str(product.unit_cost), extra)
+        self._add_line(line, product.stock)
+
+    def set_item(self, product_id: object, quantity: object) -> None:
+        """Set a line's quantity (0 removes it), within the caps and the stock."""
+        product_id = check_product_id(product_id)
+        quantity = check_quantity(quantity, self.limits, allow_zero=True)
+        if quantity > 0:
+            product = self._ctx.catalog.get(product_id)
+            if product is None:
+                raise UnknownProduct(f"unknown product {product_id!r}", product_id=product_id)
+            if product.stock is not None and quantity > product.stock:
+                raise StockExceeded(
+                    f"only {max(product.stock, 0)} of {product_id!r} in stock",
+                    limit=max(product.stock, 0),
+                )
+        self.update(product_id, quantity)
+
+    def remove_item(self, product_id: object) -> None:
+        product_id = check_product_id(product_id)
+        if not self.remove(product_id):
+            raise LineNotFound(f"product {product_id!r} is not in the cart", product_id=product_id)

@@ -1,0 +1,157 @@
+"""openapi.yaml is true to the live routes, and no input gets a 500 (Hypothesis)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from openapi_core import OpenAPI
+from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
+from werkzeug.wrappers import Request
+
+import flask_cart
+from tests.flask.shop import add
+
+SPEC = OpenAPI.from_file_path(str(Path(flask_cart.__file__).parent / "openapi.yaml"))
+ALLOWED = {200, 303, 400, 403, 404, 409, 422}
+
+
+def check(response: Any) -> None:
+    """The response is documented: its status for the operation, its body's schema.
+
+    An id that makes a URL no route matches (say "a\n" or "/x") gets the app's own 404.
+    """
+    if response.status_code in (404, 308) and not response.is_json:
+        return
+    assert response.status_code in ALLOWED, (response.status_code, response.data[:500])
+    environ = dict(response.request.environ, CONTENT_LENGTH="0")
+    environ["wsgi.input"] = io.BytesIO()  # the body was read by the app: only the route counts
+    if environ["PATH_INFO"].startswith("/cart/items/"):
+        environ["PATH_INFO"] = "/cart/items/id"  # ids may hold "/", which no template matches
+    SPEC.validate_response(
+        WerkzeugOpenAPIRequest(Request(environ)), WerkzeugOpenAPIResponse(response)
+    )
+    if response.status_code == 303:
+        assert response.headers["Location"]
+    else:
+        assert response.is_json
+        if response.status_code >= 400:
+            assert set(response.json["error"]) == {"code", "message"}
+
+
+def test_live_responses_match_the_spec(client, carts):
+    responses = [
+        client.get("/cart"),
+        add(client, "sku-1", 2),
+        add(client, "sku-2"),
+        client.get("/cart?instance=wishlist"),
+        client.patch("/cart/items/sku-1", json={"quantity": 4}),
+        client.post("/cart/items/sku-1", json={"_method": "PATCH", "quantity": 2}),
+        client.delete("/cart/items/sku-2"),
+        client.post("/cart/items", data={"product_id": "sku-2", "next": "/x"}),
+        client.post("/cart/items/sku-2", data={"_method": "DELETE"}),
+        client.delete("/cart"),
+        client.post("/cart", data={"_method": "DELETE"}),
+        client.post("/cart", json={"_method": "DELETE"}),
+        client.get("/cart?instance=nope"),
+        add(client, "nope"),
+        add(client, "limited", 9),
+        add(client, "sku-1", 0),
+        client.patch("/cart/items/sku-3", json={"quantity": 1}),
+        client.delete("/cart/items/sku-3"),
+        client.post("/cart/items", json={"product_id": "sku-1"}, headers={"Origin": "null"}),
+        client.post("/cart/items", data="{", content_type="application/json"),
+    ]
+    now = carts.clock()
+    add(client, "sku-1")
+    carts.clock = lambda: now + 60
+    responses.append(client.get("/cart"))
+    statuses = set()
+    for response in responses:
+        check(response)
+        statuses.add(response.status_code)
+    assert statuses == {200, 303, 400, 403, 404, 422}
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=8,
+)
+FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "product_id": st.sampled_from(["sku-1", "limited", "nope", ""]) | JSON,
+        "quantity": st.sampled_from([0, 1, 2, 999, 1000, -1, 2**63, True, 1.0, "2"]) | JSON,
+        "_method": st.sampled_from(["PATCH", "DELETE", "patch", "GET"]) | JSON,
+        "unit_cost": JSON,
+        "next": st.sampled_from(["/ok", "//evil", "https://evil/"]) | st.text(max_size=20),
+    },
+)
+BODIES = FIELDS | JSON
+PRODUCT_IDS = st.sampled_from(["sku-1", "sku-2", "limited", "nope"]) | st.text(
+    min_size=1, max_size=140
+).filter(lambda s: s.strip("./") != "")
+ROUTES = [
+    ("GET", "/cart"),
+    ("DELETE", "/cart"),
+    ("POST", "/cart"),
+    ("POST", "/cart/items"),
+    ("PATCH", "/cart/items/{}"),
+    ("DELETE", "/cart/items/{}"),
+    ("POST", "/cart/items/{}"),
+]
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+@FUZZ
+@given(
+    body=BODIES,
+    product_id=PRODUCT_IDS,
+    instance=st.none() | st.sampled_from(["cart", "wishlist", ""]) | st.text(max_size=10),
+    as_form=st.booleans(),
+)
+def test_no_input_gets_a_500(client, method, path, body, product_id, instance, as_form):
+    url = path.format(quote(product_id, safe=""))
+    if instance is not None:
+        url += "?instance=" + quote(instance, safe="")
+    if as_form and isinstance(body, dict):
+        data = {str(k): str(v) for k, v in body.items()}
+        response = client.open(url, method=method, data=data)
+    else:
+        response = client.open(url, method=method, json=body)
+    check(response)
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+@FUZZ
+@given(
+    raw=st.binary(max_size=300),
+    content_type=st.sampled_from(
+        [
+            "application/json",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+            "text/plain",
+            "application/json; charset=latin-1",
+            "",
+        ]
+    ),
+)
+def test_no_raw_body_gets_a_500(client, method, path, raw, content_type):
+    response = client.open(
+        path.format("sku-1"), method=method, data=raw, content_type=content_type or None
+    )
+    check(response)

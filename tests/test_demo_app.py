@@ -1,0 +1,317 @@
+"""The demo shop through Flask's test client: pages, accounts, the no-JavaScript cart, checkout.
+
+CSRF protection stays on: each form post carries the token the page rendered. The forms
+post to flask-cart's own form endpoints (``POST /cart/items`` ...), as the pages do.
+The app fixture is called `shop_app`, not `app`: pytest-flask would otherwise push one
+app context around the whole test, sharing `g` (and Flask-Login's user) across requests.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from demo_app import create_app
+from demo_app.models import Order, Product, User, db
+from demo_app.seed import CATALOGUE, DEMO_USERS
+
+STORES = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("redis", id="redis", marks=pytest.mark.redis),
+]
+TOKEN = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+@pytest.fixture(params=STORES)
+def shop_app(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    config: dict[str, Any] = {
+        "TESTING": True,
+        "SECRET_KEY": "demo-test",
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'shop.sqlite3'}",
+        "CART_STORE": "sqlalchemy",
+        "CART_SYNC_SECONDS": 0,
+    }
+    prefix = f"fc_demo_{uuid.uuid4().hex[:12]}:"
+    if request.param == "redis":
+        client = request.getfixturevalue("redis_client")
+        request.addfinalizer(lambda: delete_keys(client, prefix))
+        url = client.connection_pool.connection_kwargs
+        config.update(
+            CART_STORE="redis",
+            CART_REDIS_URL=f"redis://{url['host']}:{url['port']}/{url.get('db', 0)}",
+            CART_KEY_PREFIX=prefix,
+        )
+    return create_app(config)
+
+
+def delete_keys(client: Any, prefix: str) -> None:
+    keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+    if keys:
+        client.delete(*keys)
+
+
+class Browser:
+    """A test client that keeps the last page's CSRF token, like a browser would."""
+
+    def __init__(self, app: Any) -> None:
+        self.client = app.test_client()
+        self.token = ""
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        response = self.client.get(path, **kwargs)
+        found = TOKEN.search(response.get_data(as_text=True))
+        if found:
+            self.token = found.group(1)
+        return response
+
+    def post(self, path: str, data: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        if not self.token:
+            self.get("/")
+        return self.client.post(path, data={"csrf_token": self.token, **(data or {})}, **kwargs)
+
+    def page(self, path: str) -> str:
+        response = self.get(path)
+        assert response.status_code == 200, (path, response.status_code)
+        return str(response.get_data(as_text=True))
+
+    def add(self, product_id: str, quantity: Any = 1, **extra: Any) -> Any:
+        data = {"product_id": product_id, "quantity": quantity, "next": "/", **extra}
+        return self.post("/cart/items", data)
+
+    def set(self, product_id: str, quantity: Any) -> Any:
+        data = {"_method": "PATCH", "quantity": quantity, "next": "/basket"}
+        return self.post(f"/cart/items/{product_id}", data)
+
+    def remove(self, product_id: str) -> Any:
+        return self.post(f"/cart/items/{product_id}", {"_method": "DELETE", "next": "/basket"})
+
+    def empty(self) -> Any:
+        return self.post("/cart", {"_method": "DELETE", "next": "/basket"})
+
+    def log_in(self, email: str = DEMO_USERS[0][0], password: str = DEMO_USERS[0][1]) -> Any:
+        self.get("/login")
+        return self.post("/login", {"email": email, "password": password})
+
+    def badge(self) -> str:
+        found = re.search(r"data-cart-badge>([^<]*)<", self.page("/"))
+        assert found
+        return found.group(1)
+
+    def lines(self, html: str | None = None) -> dict[str, int]:
+        """The cart page's lines (product id -> quantity), of `html` or a fresh page."""
+        html = self.page("/basket") if html is None else html
+        rows = re.findall(r'<tr data-line="([^"]+)"[^>]*>(.*?)</tr>', html, re.S)
+        return {
+            pid: int(re.search(r'name="quantity"[^>]*value="(\d+)"', row).group(1))
+            for pid, row in rows
+        }
+
+
+@pytest.fixture
+def browser(shop_app: Any) -> Browser:
+    return Browser(shop_app)
+
+
+def test_catalogue_lists_the_seeded_products(browser):
+    html = browser.page("/")
+    assert len(re.findall(r'<li class="card', html)) == len(CATALOGUE) == 12
+    assert html.count(">Sold out</button>") == 1
+    assert "$12.50" in html
+    assert browser.badge() == "0"
+    assert browser.client.get_cookie("guest_cart_id") is None
+
+
+def test_product_page_and_unknown_product(browser):
+    html = browser.page("/products/fountain-pen")
+    assert "Fountain pen" in html and "$38.00" in html and "8 in stock" in html
+    assert browser.get("/products/nope").status_code == 404
+    assert "Sold out" in browser.page("/products/vinyl-record")
+
+
+def test_demo_users_are_shown_on_the_login_page(browser):
+    html = browser.page("/login")
+    for email, password, _ in DEMO_USERS:
+        assert email in html and password in html
+
+
+def test_add_update_remove_and_empty_without_javascript(browser):
+    response = browser.add("enamel-mug", 2)
+    assert response.status_code == 303 and response.location == "/"
+    assert browser.client.get_cookie("guest_cart_id") is not None
+    assert "Added 2 \u00d7 Enamel mug to your cart." in browser.page("/")
+    browser.add("notebook")
+    assert browser.lines() == {"enamel-mug": 2, "notebook": 1}
+    assert browser.badge() == "3"
+
+    response = browser.set("enamel-mug", 5)
+    assert response.status_code == 303 and response.location == "/basket"
+    html = browser.page("/basket")
+    assert browser.lines(html) == {"enamel-mug": 5, "notebook": 1}
+    assert "$76.50" in html and "Enamel mug: quantity set to 5." in html
+
+    assert browser.remove("enamel-mug").status_code == 303
+    html = browser.page("/basket")
+    assert "Removed Enamel mug from your cart." in html
+    assert browser.lines(html) == {"notebook": 1}
+    browser.set("notebook", 0)
+    assert browser.lines() == {}
+    browser.add("jigsaw")
+    assert browser.empty().status_code == 303
+    assert browser.lines() == {}
+    assert "Your cart is empty" in browser.page("/basket")
+
+
+def test_form_posts_redirect_back_to_this_site_only(browser):
+    response = browser.add("notebook", next="/products/notebook")
+    assert response.status_code == 303 and response.location.endswith("/products/notebook")
+    response = browser.add("notebook", next="https://evil.example/")
+    assert response.status_code == 303 and "evil" not in response.location
+
+
+def test_stock_limits_and_bad_input_are_refused_with_a_message(browser):
+    browser.add("wool-socks", 3)
+    browser.add("wool-socks", 1)
+    assert "Only 3 of Wool socks in stock (3 already in the cart)" in browser.page("/")
+    assert browser.lines() == {"wool-socks": 3}
+    browser.add("vinyl-record")
+    assert "Only 0 of Vinyl record in stock" in browser.page("/")
+    browser.add("no-such-thing")
+    assert "no-such-thing" in browser.page("/")
+    browser.add("notebook", "2.5")
+    assert "Quantity must be a whole number" in browser.page("/")
+    browser.set("wool-socks", 4)
+    assert "Only 3 of Wool socks in stock" in browser.page("/")
+    assert browser.lines() == {"wool-socks": 3}
+
+
+def test_a_post_without_the_csrf_token_changes_nothing(browser):
+    response = browser.client.post("/cart/items", data={"product_id": "notebook"})
+    assert response.status_code in (400, 403)
+    assert browser.lines() == {}
+
+
+def test_price_change_is_flashed_on_the_cart_page(shop_app, browser):
+    browser.add("desk-lamp")
+    with shop_app.app_context():
+        db.session.get(Product, "desk-lamp").price = Decimal("49.00")
+        db.session.commit()
+    html = browser.page("/basket")
+    assert "The price of Desk lamp changed from $59.00 to $49.00." in html
+    assert '<s class="old-price">$59.00</s>' in html
+    # Said once; the line keeps its note.
+    html = browser.page("/basket")
+    assert "The price of Desk lamp changed" not in html and "new price" in html
+
+
+def test_register_keeps_the_guest_cart_and_logs_in(shop_app, browser):
+    browser.add("green-tea", 2)
+    browser.get("/register")
+    response = browser.post(
+        "/register",
+        {
+            "name": "Carol",
+            "email": "carol@example.com",
+            "password": "s3cret-pw",
+            "confirm": "s3cret-pw",
+        },
+    )
+    assert response.status_code == 303
+    assert "Hi, Carol" in browser.page("/")
+    assert browser.lines() == {"green-tea": 2}
+    with shop_app.app_context():
+        assert db.session.query(User).filter_by(email="carol@example.com").one()
+
+
+def test_register_refuses_a_taken_email(browser):
+    browser.get("/register")
+    response = browser.post(
+        "/register",
+        {"name": "A", "email": DEMO_USERS[0][0], "password": "whatever1", "confirm": "whatever1"},
+    )
+    assert response.status_code == 422
+    assert "log in instead" in response.get_data(as_text=True)
+
+
+def test_login_merges_the_guest_cart_and_says_so(browser):
+    alice = Browser(browser.client.application)
+    alice.log_in()
+    alice.add("notebook")
+    browser.add("notebook")
+    browser.add("coffee-beans")
+    response = browser.log_in()
+    assert response.status_code == 303
+    html = browser.page("/")
+    assert "2 items from your guest cart were added" in html
+    assert browser.badge() == "3"
+    assert browser.lines() == {"notebook": 2, "coffee-beans": 1}
+
+
+def test_wrong_password_and_logout(browser):
+    response = browser.log_in(password="nope-nope")
+    assert response.status_code == 422
+    assert "Wrong e-mail or password" in response.get_data(as_text=True)
+    browser.log_in()
+    browser.add("notebook")
+    assert browser.post("/logout").status_code == 303
+    assert "Log in" in browser.page("/") and browser.badge() == "0"
+    browser.log_in()
+    assert browser.lines() == {"notebook": 1}
+
+
+def test_checkout_needs_a_login_and_stores_the_order(shop_app, browser):
+    browser.add("jigsaw")
+    browser.add("plant-pot", 2)
+    response = browser.get("/checkout")
+    assert response.status_code == 302 and "/login" in response.location
+    browser.log_in()
+    assert "Place order ($44.39)" in browser.page("/checkout")
+    response = browser.post("/checkout")
+    assert response.status_code == 303
+    html = browser.page(response.location)
+    assert "Thank you! Order #1 is placed." in html
+    assert "1000-piece jigsaw" in html and "$44.39" in html
+    assert browser.lines() == {}
+    assert browser.badge() == "0"
+    with shop_app.app_context():
+        order = db.session.get(Order, 1)
+        assert order.total == Decimal("44.39")
+        assert {line.product_id: line.quantity for line in order.lines} == {
+            "jigsaw": 1,
+            "plant-pot": 2,
+        }
+        assert db.session.get(Product, "plant-pot").stock == 33
+    assert "#1" in browser.page("/orders")
+    # An empty cart cannot be checked out; another customer cannot see the order.
+    assert browser.get("/checkout").status_code == 303
+    bob = Browser(shop_app)
+    bob.log_in(*DEMO_USERS[1][:2])
+    assert bob.get("/orders/1").status_code == 404
+
+
+def test_cart_status_page(browser):
+    html = browser.page("/status")
+    assert "Cart status" in html and "guest without a cart yet" in html
+    browser.add("notebook")
+    html = browser.page("/status")
+    assert "guest (signed guest_cart_id cookie)" in html
+    assert re.search(r"<dt>Version \(this page\)</dt>\s*<dd>1<", html)
+    assert re.search(r"<dt>Version \(store now\)</dt>\s*<dd>1<", html)
+    assert "Sync age" in html and ("SQLStore" in html or "RedisStore" in html)
+    browser.log_in()
+    assert "customer alice@example.com" in browser.page("/status")
+
+
+def test_the_json_routes_take_the_csrf_header(browser):
+    browser.get("/")
+    response = browser.client.post(
+        "/cart/items",
+        json={"product_id": "notebook", "quantity": 2},
+        headers={"X-CSRFToken": browser.token},
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["quantity"] == 2
+    assert browser.badge() == "2"
