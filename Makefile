@@ -38,7 +38,7 @@ services:
 	bash scripts/ensure_services.sh $(SERVICES_ARGS)
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check flask_cart tests
+	$(BIN)/ruff check flask_cart tests demo_app bench
 	$(BIN)/mypy
 
 test: $(TEST_STAMP) services lint
@@ -47,12 +47,9 @@ test: $(TEST_STAMP) services lint
 demo: $(DEMO_STAMP)
 	$(BIN)/python -m demo_app
 
-bench: $(TEST_STAMP)
-	@if [ -f bench/run.py ]; then \
-		bash scripts/ensure_services.sh && $(BIN)/python bench/run.py; \
-	else \
-		echo "bench: no bench/run.py yet"; \
-	fi
+bench: $(TEST_STAMP) services
+	$(BIN)/python bench/callgrind_bare_page.py --requests 1000
+	$(BIN)/python bench/cleanup_scale.py
 
 dist: $(TEST_STAMP)
 	$(BIN)/python -m pip install -q build

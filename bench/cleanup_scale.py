@@ -18,7 +18,7 @@ drops the table / deletes the prefix. Live carts are half guests changed within 
 are older than the guest retention and must survive anyway). Expired and live carts are
 interleaved, so deletions touch every page / hash slot.
 
-Targets (issue 4): under 60 s and under 150 MB peak RSS for the cleanup, on each store.
+Targets: under 60 s and under 150 MB peak RSS for the cleanup, on each store.
 """
 
 from __future__ import annotations

@@ -118,12 +118,7 @@ class Cart:
 
     def add(self, product_id: str, unit_cost: Any, quantity: int = 1, **extra: Any) -> None:
         """Add `quantity` units (default 1) to the product's line, creating it if new."""
-        line = Line(
-            check_product_id(product_id),
-            check_quantity(quantity, self.limits),
-            money_str(parse_money(unit_cost)),
-            check_details(extra),
-        )
+        line = new_line(product_id, unit_cost, quantity, extra, self.limits)
         self._wrote(self.store.add(self.key, line, owner=self.owner, limits=self.limits))
 
     def update(self, product_id: str, quantity: int) -> None:
@@ -257,6 +252,18 @@ class Cart:
         state = self.store.take(self.key)
         self._wrote(CartState())
         return snapshot(self.key, state)
+
+
+def new_line(
+    product_id: object, unit_cost: object, quantity: object, extra: dict[str, Any], limits: Limits
+) -> Line:
+    """A checked line to add: every field validated before the store is touched."""
+    return Line(
+        check_product_id(product_id),
+        check_quantity(quantity, limits),
+        money_str(parse_money(unit_cost)),
+        check_details(extra),
+    )
 
 
 def snapshot(key: CartKey, state: CartState) -> dict[str, Any]:

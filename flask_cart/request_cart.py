@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from blinker import Signal
 
 from . import signals
-from .cart import Cart, snapshot
+from .cart import Cart, new_line, snapshot
 from .errors import (
     CartClosed,
     LineNotFound,
@@ -25,11 +25,9 @@ from .lines import (
     CartState,
     Limits,
     Line,
-    check_details,
     check_product_id,
     check_quantity,
     money_str,
-    parse_money,
 )
 
 if TYPE_CHECKING:
@@ -99,13 +97,7 @@ class RequestCart(Cart):
     # -- the ecart API, with signals --------------------------------------------------------
 
     def add(self, product_id: str, unit_cost: Any, quantity: int = 1, **extra: Any) -> None:
-        line = Line(
-            check_product_id(product_id),
-            check_quantity(quantity, self.limits),
-            money_str(parse_money(unit_cost)),
-            check_details(extra),
-        )
-        self._add_line(line, None)
+        self._add_line(new_line(product_id, unit_cost, quantity, extra, self.limits), None)
 
     def _add_line(self, line: Line, stock: int | None) -> None:
         limits = self.limits

@@ -1,6 +1,6 @@
 """End-to-end: the demo shop in real headless Chromium, on SQLite and on Redis.
 
-The five scenarios of issue 5: a guest cart survives the browser closing; logging in
+The five storefront scenarios: a guest cart survives the browser closing; logging in
 merges it with the customer's cart from another device; a second device sees the same
 cart after the sync window; checkout empties the cart on both devices; and the cart works
 with JavaScript disabled. Each saves a screenshot of the cart page in tests/artifacts/.

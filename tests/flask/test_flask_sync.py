@@ -80,9 +80,10 @@ def test_round_trips_for_a_customer(app, cart_store, round_trips):
     assert trips(round_trips, client, "GET", "/cart") == 0
 
 
+@pytest.mark.parametrize(
+    "store_kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def test_a_sql_change_is_one_transaction(app, cart_store, round_trips, store_kind):
-    if store_kind == "redis":
-        pytest.skip("SQL only")
     client = app.test_client()
     add(client, "sku-1")
     round_trips.reset()
