@@ -147,3 +147,28 @@ def test_concurrent_adds_on_a_cluster_lose_nothing(cluster_store):
 
     assert run_together([work] * 8) == []
     assert Cart("shared", cluster_store).get_product("sku")["quantity"] == 400
+
+
+def test_cleanup_on_a_cluster_deletes_only_what_is_due(cluster_store, cluster):
+    from datetime import datetime, timedelta, timezone
+
+    from flask_cart.cleanup import Retention, collect_stats, run_cleanup
+
+    now = datetime.now(timezone.utc)
+    ages = {
+        "guest-old": (None, 31),
+        "guest-new": (None, 29),
+        "cust-old": ("1", 91),
+        "cust-mid": ("2", 31),
+    }
+    for identifier, (customer, days) in ages.items():
+        cart = Cart(identifier, cluster_store, customer_id=customer)
+        cart.add("a", 1)
+        when = now - timedelta(days=days)
+        cluster.hset(cluster_store.key(cart.key), "_u", int(when.timestamp() * 1000))
+    stats = collect_stats(cluster_store, Retention(), now=now)
+    assert (stats.total, stats.guest, stats.customer) == (4, 2, 2)
+    result = run_cleanup(cluster_store, Retention(), batch_size=2, now=now)
+    assert result.total == 2
+    survivors = {i for i in ages if Cart(i, cluster_store).refresh().exists}
+    assert survivors == {"guest-new", "cust-mid"}
