@@ -122,6 +122,8 @@ def test_an_expired_cart_reads_as_empty_and_starts_afresh(store):
     cart.add("sku-1", 5, 3)
     expire_now(store, cart.key)
     assert cart.get() == {}
+    assert not cart.refresh().exists
+    assert cart.checkout()["items"] == {}
     cart.add("sku-2", 1)
     assert list(cart.get()) == ["sku-2"]
 

@@ -149,8 +149,9 @@ class SQLStore(CartStore):
         return sa.and_(t.identifier == key.identifier, t.instance == key.instance)
 
     def _decode(self, row: Any, now: datetime) -> CartState:
+        """A row as a CartState; a missing or expired row is no cart (version 0)."""
         if row is None or (row.expires_at is not None and row.expires_at <= now):
-            return CartState(version=row.version if row is not None else 0, lines={})
+            return CartState()
         content = row.content or {}
         return CartState(
             lines=lines_from_json(content.get("lines")),
@@ -256,8 +257,7 @@ class SQLStore(CartStore):
             row = conn.execute(
                 sa.select(self.table).where(self._where(key))
             ).one_or_none()
-        state = self._decode(row, self.clock())
-        return state if row is not None else CartState()
+        return self._decode(row, self.clock())
 
     def add(
         self, key: CartKey, line: Line, *, owner: Owner, limits: Limits
@@ -284,7 +284,7 @@ class SQLStore(CartStore):
 
         def rule(state: CartState) -> tuple[Mapping[str, Line], dict[str, Any]]:
             if product_id not in state.lines:
-                raise _Unchanged(state if state.exists else CartState())
+                raise _Unchanged(state)
             removed.append(True)
             return {k: v for k, v in state.lines.items() if k != product_id}, {}
 
@@ -319,7 +319,7 @@ class SQLStore(CartStore):
                 ).one_or_none()
                 if row is not None:
                     conn.execute(sa.delete(t).where(t.c.id == row.id))
-        return self._decode(row, now) if row is not None else CartState()
+        return self._decode(row, now)
 
     def seal(self, key: CartKey) -> CartState:
         current = self.load(key)
