@@ -257,11 +257,7 @@ def _store_unavailable(exc: StoreUnavailable) -> ResponseReturnValue:
 
 
 def _register_cli(app: Flask) -> None:
-    """Add ``flask cart ...`` when flask_cart.cli exists (also without the blueprint)."""
-    try:
-        from .cli import cart_cli  # type: ignore[import-not-found,unused-ignore]
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.cli":
-            raise
-        return
+    """Add ``flask cart ...`` (also when the blueprint is disabled)."""
+    from .cli import cart_cli
+
     app.cli.add_command(cart_cli)
