@@ -106,7 +106,8 @@ def guest_identity(guest_id: str | None, settings: Settings) -> Identity:
     return Identity(guest_id, None, settings.guest_ttl)
 
 
-def _secure(settings: Settings, request: Request) -> bool:
+def cookie_secure(settings: Settings, request: Request) -> bool:
+    """CART_COOKIE_SECURE, or (when None) whether the request came over HTTPS."""
     return request.is_secure if settings.cookie_secure is None else settings.cookie_secure
 
 
@@ -119,7 +120,7 @@ def set_guest_cookie(
         guest_signer(current_app).sign(guest_id).decode("ascii"),
         max_age=settings.guest_ttl,
         path="/",
-        secure=_secure(settings, request),
+        secure=cookie_secure(settings, request),
         httponly=True,
         samesite=settings.cookie_samesite,
     )
@@ -129,7 +130,7 @@ def clear_guest_cookie(response: Response, request: Request, settings: Settings)
     response.delete_cookie(
         settings.cookie_name,
         path="/",
-        secure=_secure(settings, request),
+        secure=cookie_secure(settings, request),
         httponly=True,
         samesite=settings.cookie_samesite,
     )

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from flask import Request, Response, current_app
 from itsdangerous import BadData, URLSafeSerializer
 
-from .identity import signing_keys
-from .lines import CartState, Line
+from .identity import cookie_secure, signing_keys
+from .lines import CartState, Line, lines_to_json
 
 if TYPE_CHECKING:
     from .manager import Settings
@@ -50,16 +50,13 @@ def _ms(moment: datetime | None) -> int:
 
 def encode_entry(entry: Entry) -> list[Any]:
     state = entry.state
-    lines = [
-        [ln.product_id, ln.quantity, ln.unit_cost, dict(ln.extra)] for ln in state.lines.values()
-    ]
     return [
         entry.identifier,
         state.version,
         int(entry.checked_at * 1000),
         _ms(state.updated_at),
         state.customer_id,
-        lines,
+        lines_to_json(state.lines),
     ]
 
 
@@ -118,7 +115,7 @@ def write_snapshot(
     response: Response, request: Request, settings: Settings, value: str | None
 ) -> None:
     """Set the snapshot cookie (lifetime: the sync window) or delete it when `value` is None."""
-    secure = request.is_secure if settings.cookie_secure is None else settings.cookie_secure
+    secure = cookie_secure(settings, request)
     if value is None:
         if settings.sync_cookie_name in request.cookies:
             response.delete_cookie(
