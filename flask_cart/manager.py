@@ -43,8 +43,9 @@ DEFAULTS: dict[str, Any] = {
     "CART_MERGE_STRATEGY": "sum",
     "CART_CURRENCY": "USD",
     "CART_INSTANCES": ("cart", "wishlist"),
+    "CART_STORE_TIMEOUT": 2,  # seconds; bounds every store call (connect, statement, lock)
     # Additions to the contract's keys:
-    "CART_REDIS_TIMEOUT": 2.0,  # seconds, socket and connect timeout of CART_REDIS_URL
+    "CART_REDIS_TIMEOUT": None,  # deprecated alias of CART_STORE_TIMEOUT for CART_REDIS_URL
     "CART_KEY_PREFIX": "flask_cart:",  # Redis key prefix
     "CART_TABLE_NAME": "flask_cart",  # SQL table name
     "CART_STORE_OPTIONS": {},  # keyword arguments for a CART_STORE given as a dotted path
@@ -73,12 +74,14 @@ class Settings:
     currency: str
     instances: tuple[str, ...]
     trusted_origins: frozenset[str]
+    store_timeout: float = 2.0
 
     @classmethod
     def from_config(cls, config: Any) -> Settings:
         instances = tuple(config["CART_INSTANCES"])
         if "cart" not in instances or not all(isinstance(i, str) and i for i in instances):
             raise ValueError("CART_INSTANCES must be non-empty strings and include 'cart'")
+        timeout = store_timeout(config)
         days = {key: config[key] for key in ("CART_GUEST_DAYS", "CART_CUSTOMER_DAYS")}
         for key, value in days.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
@@ -99,7 +102,18 @@ class Settings:
             trusted_origins=frozenset(
                 str(o).rstrip("/").lower() for o in config["CART_TRUSTED_ORIGINS"]
             ),
+            store_timeout=timeout,
         )
+
+
+def store_timeout(config: Any) -> float:
+    """CART_STORE_TIMEOUT (CART_REDIS_TIMEOUT, when set, for an own Redis client): seconds > 0."""
+    value = config["CART_STORE_TIMEOUT"]
+    if config.get("CART_REDIS_TIMEOUT") is not None and config["CART_STORE"] == "redis":
+        value = config["CART_REDIS_TIMEOUT"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 600:
+        raise ValueError("CART_STORE_TIMEOUT must be a number of seconds in (0, 600]")
+    return float(value)
 
 
 @dataclass
@@ -117,37 +131,35 @@ def make_store(app: Flask, db: Any = None) -> tuple[CartStore, bool]:
     - ``"sqlalchemy"``: on CART_DATABASE_URI when set; else on `db`'s engine, with the table
       on ``db.metadata`` (so ``db.create_all()`` creates it); else on
       ``sqlite:///<instance_path>/flask_cart.sqlite3``, whose table is created on first use;
-    - ``"redis"``: on the CART_REDIS client, else on CART_REDIS_URL with CART_REDIS_TIMEOUT;
+    - ``"redis"``: on the CART_REDIS client, else on CART_REDIS_URL with CART_STORE_TIMEOUT;
     - a dotted path to a CartStore subclass: constructed with ``**CART_STORE_OPTIONS``.
     """
     config = app.config
     spec = config["CART_STORE"]
+    timeout = store_timeout(config)
     if isinstance(spec, CartStore):
         return spec, False
     if spec in ("sqlalchemy", "sql"):
-        import sqlalchemy as sa
-
         from .stores.sql import SQLStore, cart_table
 
         uri = config["CART_DATABASE_URI"]
         table_name = config["CART_TABLE_NAME"]
         if uri is None and db is not None:
             table = cart_table(db.metadata, table_name)
-            return SQLStore(lambda: db.engine, table=table), False
+            return SQLStore(lambda: db.engine, table=table, timeout=timeout), False
         lazy = uri is None
         if uri is None:
             os.makedirs(app.instance_path, exist_ok=True)
             uri = "sqlite:///" + os.path.join(app.instance_path, SQLITE_FILE)
-        return SQLStore(sa.create_engine(uri), table_name=table_name), lazy
+        engine = SQLStore.create_engine(uri, timeout=timeout)
+        return SQLStore(engine, table_name=table_name, timeout=timeout), lazy
     if spec == "redis":
         from .stores.redis import RedisStore
 
         prefix = config["CART_KEY_PREFIX"]
         if config["CART_REDIS"] is not None:
-            return RedisStore(config["CART_REDIS"], prefix=prefix), False
-        store = RedisStore.from_url(
-            config["CART_REDIS_URL"], timeout=config["CART_REDIS_TIMEOUT"], prefix=prefix
-        )
+            return RedisStore(config["CART_REDIS"], prefix=prefix, timeout=timeout), False
+        store = RedisStore.from_url(config["CART_REDIS_URL"], timeout=timeout, prefix=prefix)
         return store, False
     if not isinstance(spec, str):
         raise TypeError(f"CART_STORE must be a name, a dotted path or a CartStore, not {spec!r}")

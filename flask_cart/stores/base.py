@@ -24,6 +24,11 @@ class CartKey:
     instance: str = "cart"
 
 
+#: How many recent change ids a cart remembers (a change resent with one of them is not
+#: applied again). Idempotency keys from HTTP clients are change ids too.
+MAX_REMEMBERED_OPS = 32
+
+
 def new_op_id() -> str:
     """A unique id for one change, so a store can recognise a resent request."""
     return uuid.uuid4().hex[:16]
@@ -42,9 +47,13 @@ class CartStore(ABC):
 
     @abstractmethod
     def add(
-        self, key: CartKey, line: Line, *, owner: Owner, limits: Limits
+        self, key: CartKey, line: Line, *, owner: Owner, limits: Limits, op: str | None = None
     ) -> CartState:
-        """Add `line.quantity` units to the line (created if new); its price and details win."""
+        """Add `line.quantity` units to the line (created if new); its price and details win.
+
+        Every change takes `op`, the change's id (a new one when None): a change whose id
+        is among the cart's last MAX_REMEMBERED_OPS changes is not applied again, and the
+        cart is answered as it is now."""
 
     @abstractmethod
     def set_quantity(
@@ -55,17 +64,20 @@ class CartStore(ABC):
         *,
         owner: Owner,
         limits: Limits,
+        op: str | None = None,
     ) -> CartState:
         """Set a present line's quantity; 0 removes it."""
 
     @abstractmethod
     def remove(
-        self, key: CartKey, product_id: str, *, owner: Owner
+        self, key: CartKey, product_id: str, *, owner: Owner, op: str | None = None
     ) -> tuple[bool, CartState]:
-        """Remove a line; False when it was not there (and nothing changed)."""
+        """Remove a line; False when it was not there (and nothing changed).
+
+        A repeated `op` answers (True, the cart now): the change was applied once."""
 
     @abstractmethod
-    def clear(self, key: CartKey, *, owner: Owner) -> CartState:
+    def clear(self, key: CartKey, *, owner: Owner, op: str | None = None) -> CartState:
         """Remove every line, keeping the cart (and its version history)."""
 
     @abstractmethod

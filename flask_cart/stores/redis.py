@@ -31,7 +31,7 @@ from ..lines import (
     apply_add,
     apply_merge,
 )
-from .base import CartKey, CartStore, new_op_id
+from .base import MAX_REMEMBERED_OPS, CartKey, CartStore, new_op_id
 
 DEFAULT_TIMEOUT = 2.0
 MERGE_ATTEMPTS = 50
@@ -53,7 +53,7 @@ local function commit()
   local ops = redis.call('HGET', key, '_o') or ''
   local kept = {op}
   for id in string.gmatch(ops, '%S+') do
-    if #kept < 8 then kept[#kept + 1] = id end
+    if #kept < tonumber(ARGV[5]) then kept[#kept + 1] = id end
   end
   redis.call('HINCRBY', key, '_v', 1)
   redis.call('HSETNX', key, '_c', now)
@@ -69,8 +69,8 @@ if string.find(seen, ' ' .. op .. ' ', 1, true) then return answer('ok') end
 _ADD = (
     _COMMON
     + """
-local field, qty, cost, extra = 'l:' .. ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
-local max_qty, max_lines = tonumber(ARGV[9]), tonumber(ARGV[10])
+local field, qty, cost, extra = 'l:' .. ARGV[6], tonumber(ARGV[7]), ARGV[8], ARGV[9]
+local max_qty, max_lines = tonumber(ARGV[10]), tonumber(ARGV[11])
 local current = redis.call('HGET', key, field)
 local seq
 if current then
@@ -92,7 +92,7 @@ return answer('ok')
 _SET = (
     _COMMON
     + """
-local field, qty = 'l:' .. ARGV[5], tonumber(ARGV[6])
+local field, qty = 'l:' .. ARGV[6], tonumber(ARGV[7])
 local current = redis.call('HGET', key, field)
 if not current then return answer('missing') end
 if qty == 0 then
@@ -109,7 +109,7 @@ return answer('ok')
 _REMOVE = (
     _COMMON
     + """
-if redis.call('HDEL', key, 'l:' .. ARGV[5]) == 0 then return answer('missing') end
+if redis.call('HDEL', key, 'l:' .. ARGV[6]) == 0 then return answer('missing') end
 commit()
 return answer('ok')
 """
@@ -190,8 +190,12 @@ def _extra_json(line: Line) -> str:
 class RedisStore(CartStore):
     """Carts in Redis (or Redis Cluster) hashes, changed by Lua scripts."""
 
-    def __init__(self, client: Any, *, prefix: str = "flask_cart:") -> None:
+    def __init__(
+        self, client: Any, *, prefix: str = "flask_cart:", timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
         self.client = client
+        #: Seconds that bound every call of this store.
+        self.timeout = timeout
         self.prefix = prefix
         self._owns_client = False
         self._scripts = {
@@ -222,7 +226,7 @@ class RedisStore(CartStore):
             retry=Retry(NoBackoff(), 0),
             health_check_interval=30,
         )
-        store = cls(client, prefix=prefix)
+        store = cls(client, prefix=prefix, timeout=timeout)
         store._owns_client = True
         return store
 
@@ -248,13 +252,14 @@ class RedisStore(CartStore):
         return _text(status), decode_hash(raw), _text(extra)
 
     def _write(
-        self, name: str, key: CartKey, owner: Owner, args: list[Any]
+        self, name: str, key: CartKey, owner: Owner, args: list[Any], op: str | None
     ) -> tuple[str, CartState, str]:
         head = [
-            new_op_id(),
+            op or new_op_id(),
             int(time.time() * 1000),
             owner.ttl,
             owner.customer_id or "",
+            MAX_REMEMBERED_OPS,
         ]
         status, state, extra = self._run(name, key, head + args)
         if status == "sealed":
@@ -268,7 +273,7 @@ class RedisStore(CartStore):
             return decode_hash(self.client.hgetall(self.key(key)))
 
     def add(
-        self, key: CartKey, line: Line, *, owner: Owner, limits: Limits
+        self, key: CartKey, line: Line, *, owner: Owner, limits: Limits, op: str | None = None
     ) -> CartState:
         args = [
             line.product_id,
@@ -278,7 +283,7 @@ class RedisStore(CartStore):
             limits.max_line_quantity,
             limits.max_lines,
         ]
-        status, state, extra = self._write("add", key, owner, args)
+        status, state, extra = self._write("add", key, owner, args, op)
         if status != "ok":
             # Re-raise with the same message the pure rule gives.
             in_cart = int(extra or 0)
@@ -296,8 +301,9 @@ class RedisStore(CartStore):
         *,
         owner: Owner,
         limits: Limits,
+        op: str | None = None,
     ) -> CartState:
-        status, state, _ = self._write("set", key, owner, [product_id, quantity])
+        status, state, _ = self._write("set", key, owner, [product_id, quantity], op)
         if status == "missing":
             raise LineNotFound(
                 f"product {product_id!r} is not in the cart", product_id=product_id
@@ -305,13 +311,13 @@ class RedisStore(CartStore):
         return state
 
     def remove(
-        self, key: CartKey, product_id: str, *, owner: Owner
+        self, key: CartKey, product_id: str, *, owner: Owner, op: str | None = None
     ) -> tuple[bool, CartState]:
-        status, state, _ = self._write("remove", key, owner, [product_id])
+        status, state, _ = self._write("remove", key, owner, [product_id], op)
         return status == "ok", state
 
-    def clear(self, key: CartKey, *, owner: Owner) -> CartState:
-        return self._write("clear", key, owner, [])[1]
+    def clear(self, key: CartKey, *, owner: Owner, op: str | None = None) -> CartState:
+        return self._write("clear", key, owner, [], op)[1]
 
     def delete(self, key: CartKey) -> bool:
         with self._guard():

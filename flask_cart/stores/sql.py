@@ -37,6 +37,7 @@ from ..lines import (
 from .base import CartKey, CartStore
 
 DEFAULT_TABLE = "flask_cart"
+DEFAULT_TIMEOUT = 2.0
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -115,12 +116,20 @@ class SQLStore(CartStore):
         table: sa.Table | None = None,
         table_name: str = DEFAULT_TABLE,
         clock: Callable[[], datetime] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self._engine = engine if callable(engine) else (lambda: engine)
+        #: Seconds that bound every call of this store (connect, statement, lock wait).
+        self.timeout = timeout
         self.table = (
             table if table is not None else cart_table(sa.MetaData(), table_name)
         )
         self.clock = clock or (lambda: datetime.now(timezone.utc))
+
+    @staticmethod
+    def create_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Engine:
+        """An engine of flask-cart's own for `url`, its waits bounded by `timeout`."""
+        return sa.create_engine(url)
 
     @property
     def engine(self) -> Engine:
@@ -260,7 +269,7 @@ class SQLStore(CartStore):
         return self._decode(row, self.clock())
 
     def add(
-        self, key: CartKey, line: Line, *, owner: Owner, limits: Limits
+        self, key: CartKey, line: Line, *, owner: Owner, limits: Limits, op: str | None = None
     ) -> CartState:
         return self._change(
             key, owner, lambda s: (apply_add(s.lines, line, limits), {})
@@ -274,12 +283,15 @@ class SQLStore(CartStore):
         *,
         owner: Owner,
         limits: Limits,
+        op: str | None = None,
     ) -> CartState:
         return self._change(
             key, owner, lambda s: (apply_set(s.lines, product_id, quantity, limits), {})
         )
 
-    def remove(self, key: CartKey, product_id: str, *, owner: Owner) -> tuple[bool, CartState]:
+    def remove(
+        self, key: CartKey, product_id: str, *, owner: Owner, op: str | None = None
+    ) -> tuple[bool, CartState]:
         removed: list[bool] = []
 
         def rule(state: CartState) -> tuple[Mapping[str, Line], dict[str, Any]]:
@@ -291,7 +303,7 @@ class SQLStore(CartStore):
         state = self._change(key, owner, rule)
         return bool(removed), state
 
-    def clear(self, key: CartKey, *, owner: Owner) -> CartState:
+    def clear(self, key: CartKey, *, owner: Owner, op: str | None = None) -> CartState:
         def rule(state: CartState) -> tuple[Mapping[str, Line], dict[str, Any]]:
             if not state.exists:
                 raise _Unchanged(CartState())
