@@ -110,6 +110,10 @@ class Cart:
         self._state = state
         return state
 
+    def _next_op(self) -> str | None:
+        """The id of the next change; None lets the store make a new one."""
+        return None
+
     @property
     def version(self) -> int:
         return self.state.version
@@ -119,7 +123,11 @@ class Cart:
     def add(self, product_id: str, unit_cost: Any, quantity: int = 1, **extra: Any) -> None:
         """Add `quantity` units (default 1) to the product's line, creating it if new."""
         line = new_line(product_id, unit_cost, quantity, extra, self.limits)
-        self._wrote(self.store.add(self.key, line, owner=self.owner, limits=self.limits))
+        self._wrote(
+            self.store.add(
+                self.key, line, owner=self.owner, limits=self.limits, op=self._next_op()
+            )
+        )
 
     def update(self, product_id: str, quantity: int) -> None:
         """Set the line's quantity; 0 removes it. A missing line raises LineNotFound."""
@@ -127,20 +135,27 @@ class Cart:
         check_quantity(quantity, self.limits, allow_zero=True)
         self._wrote(
             self.store.set_quantity(
-                self.key, product_id, quantity, owner=self.owner, limits=self.limits
+                self.key,
+                product_id,
+                quantity,
+                owner=self.owner,
+                limits=self.limits,
+                op=self._next_op(),
             )
         )
 
     def remove(self, product_id: str) -> bool:
         """Remove the product's line; False when it was not in the cart."""
         check_product_id(product_id)
-        removed, state = self.store.remove(self.key, product_id, owner=self.owner)
+        removed, state = self.store.remove(
+            self.key, product_id, owner=self.owner, op=self._next_op()
+        )
         self._wrote(state)
         return removed
 
     def clear(self) -> None:
         """Remove every line; the cart itself stays."""
-        self._wrote(self.store.clear(self.key, owner=self.owner))
+        self._wrote(self.store.clear(self.key, owner=self.owner, op=self._next_op()))
 
     def destroy(self) -> None:
         """Delete the cart from the store."""

@@ -42,6 +42,10 @@ class InvalidInstance(InvalidInput):
     code = "invalid_instance"
 
 
+class InvalidIdempotencyKey(InvalidInput):
+    code = "invalid_idempotency_key"
+
+
 class NotFound(CartError):
     """An unknown product or a line that is not in the cart (404)."""
 

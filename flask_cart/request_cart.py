@@ -7,6 +7,8 @@ methods send the signals, and the `*_item` methods are what the HTTP routes call
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +36,10 @@ if TYPE_CHECKING:
     from .context import RequestCarts
 
 MAX_NAME_CHARS = 200
+#: A guest cart sealed this recently is being merged at a login (in another tab): a write
+#: to it is refused (409) rather than moved to a new guest id, which that login's answer,
+#: clearing the guest cookie, would orphan. An older seal is an abandoned merge.
+MERGE_GRACE_SECONDS = 30
 
 
 class RequestCart(Cart):
@@ -41,6 +47,7 @@ class RequestCart(Cart):
     to the store as deltas, the store's answer re-priced and kept as the snapshot."""
 
     _cached = True
+    _idempotency_key: str | None = None
 
     def __init__(self, ctx: RequestCarts, instance: str) -> None:
         identity = ctx.identity()
@@ -76,18 +83,45 @@ class RequestCart(Cart):
         self._ctx.record(self.instance, view)
         return view
 
+    def idempotent(self, key: str | None) -> None:
+        """Apply the next change at most once per `key` and owner (an HTTP Idempotency-Key):
+        a repeat of it while the cart remembers the key changes nothing."""
+        self._idempotency_key = key
+
+    def _next_op(self) -> str | None:
+        key = self._idempotency_key
+        if key is None:
+            return None
+        scoped = f"{self.identifier}\0{self.instance}\0{key}".encode()
+        return hashlib.sha256(scoped).hexdigest()[:32]
+
+    def _being_merged(self) -> bool:
+        """True while this sealed guest cart is inside the grace of a login merge."""
+        sealed_at = self.store.load(self.key).updated_at
+        if sealed_at is None:
+            return False
+        return time.time() - sealed_at.timestamp() < MERGE_GRACE_SECONDS
+
     def _change(self, operation: Callable[[], Any], changed: bool | None = True) -> Any:
         """Run one store change; a guest id found sealed is dropped for a new one, once.
 
         `changed` None means "the operation's result says whether it changed the cart".
         """
         try:
-            result = operation()
-        except CartClosed:
-            if not self._ctx.identity().is_guest:
-                raise
-            self._ctx.drop_guest_id()
-            result = operation()
+            try:
+                result = operation()
+            except CartClosed:
+                if not self._ctx.identity().is_guest:
+                    raise
+                if self._being_merged():
+                    raise CartClosed(
+                        "this cart is being merged into a customer's cart at a login: "
+                        "reload and try again"
+                    ) from None
+                self._ctx.drop_guest_id()
+                result = operation()
+        finally:
+            self._idempotency_key = None
         self._ctx.wrote(self, bool(result) if changed is None else changed)
         return result
 
@@ -111,7 +145,8 @@ class RequestCart(Cart):
                 limits = Limits(stock, limits.max_lines)
 
         def operation() -> None:
-            self._wrote(self.store.add(self.key, line, owner=self.owner, limits=limits))
+            op = self._next_op()
+            self._wrote(self.store.add(self.key, line, owner=self.owner, limits=limits, op=op))
 
         try:
             self._change(operation)

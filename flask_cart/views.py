@@ -20,7 +20,13 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from .context import request_carts
-from .errors import CartError, InvalidInput, InvalidQuantity, StoreUnavailable
+from .errors import (
+    CartError,
+    InvalidIdempotencyKey,
+    InvalidInput,
+    InvalidQuantity,
+    StoreUnavailable,
+)
 from .lines import money_str
 from .request_cart import RequestCart
 
@@ -31,6 +37,7 @@ JSON_INT_LIMIT = 2**31 - 1
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 _DIGITS = re.compile(r"[0-9]{1,10}")
+_IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 _FORM = "flask_cart.form"
 
 
@@ -131,8 +138,23 @@ def _json_type(value: Any) -> str:
 
 
 def _cart() -> RequestCart:
+    """The request's cart of ``?instance=``; a change applies the ``Idempotency-Key``."""
     instance = request.args.get("instance", "cart")
-    return request_carts().cart(instance)
+    cart = request_carts().cart(instance)
+    if request.method not in SAFE_METHODS:
+        cart.idempotent(_idempotency_key())
+    return cart
+
+
+def _idempotency_key() -> str | None:
+    """The ``Idempotency-Key`` header: 1 to 255 printable ASCII characters, or absent."""
+    raw = request.headers.get("Idempotency-Key")
+    if raw is None:
+        return None
+    key = raw.strip()
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidIdempotencyKey("Idempotency-Key must be 1 to 255 printable ASCII characters")
+    return key
 
 
 # -- answers ---------------------------------------------------------------------------------

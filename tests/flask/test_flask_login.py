@@ -12,6 +12,7 @@ from flask_cart import signals
 from flask_cart.errors import StoreUnavailable
 from flask_cart.stores.base import CartKey
 from tests.flask.shop import add, build_app, guest_id_of, stored
+from tests.helpers import raw_dump
 
 
 def login(client: Any, user_id: str = "42", remember: bool = False) -> Any:
@@ -262,3 +263,34 @@ def test_login_with_the_store_down_still_logs_in(app, cart_store, monkeypatch):
     monkeypatch.undo()
     assert quantities(client) == {"sku-1": 2}
     assert client.get_cookie("guest_cart_id") is None
+
+
+def test_a_guest_add_racing_its_login_merge_is_refused_not_orphaned(app, cart_store):
+    """Another tab's login has sealed the guest cart and is merging it. An add from this tab
+    must not land in a new guest cart (the login's answer deletes the guest cookie, which
+    would orphan it): it is refused with 409, changes nothing, and keeps the cookie."""
+    client = app.test_client()
+    add(client, "sku-1", 1)
+    guest = guest_id_of(client)
+    cart_store.seal(CartKey(guest))  # the login's merge, half-way
+    before = raw_dump(cart_store, CartKey(guest))
+    response = add(client, "sku-2", 1)
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "cart_closed"
+    assert raw_dump(cart_store, CartKey(guest)) == before
+    assert guest_id_of(client) == guest
+    login(client)  # the login finishes; the shopper retries
+    assert add(client, "sku-2", 1).status_code == 200
+    assert stored(cart_store, "customer:42") == {"sku-1": 1, "sku-2": 1}
+
+
+def test_a_long_sealed_guest_cart_gives_way_to_a_new_one(app, cart_store, monkeypatch):
+    """A seal older than the merge grace is an abandoned merge: a write moves to a new id."""
+    monkeypatch.setattr("flask_cart.request_cart.MERGE_GRACE_SECONDS", 0)
+    client = app.test_client()
+    add(client, "sku-1", 1)
+    guest = guest_id_of(client)
+    cart_store.seal(CartKey(guest))
+    assert add(client, "sku-2", 1).status_code == 200
+    assert guest_id_of(client) != guest
+    assert quantities(client) == {"sku-2": 1}
