@@ -1,7 +1,10 @@
 """The request's carts: owner resolved on first touch, the sync window, cookies, signals.
 
-Nothing here runs on a request that never touches a cart: the per-request state is made
-on first use and registers its own ``after_this_request`` hook to write cookies.
+`prepare_request` is the app-wide ``before_request`` hook. It makes the request's cart
+state (who may own the cart, which cookies to write) without decoding a cookie or asking
+the store; under ``CART_RESTORE = "eager"`` it also restores the cart before the view runs.
+A request the hook did not see (a bare ``test_request_context``) gets the same state on
+first use.
 """
 
 from __future__ import annotations
@@ -35,8 +38,16 @@ ENVIRON_KEY = "flask_cart.request"
 _UNSET: Any = object()
 
 
+def prepare_request() -> None:
+    """The app-wide hook: prepare the request's cart; restore it now when CART_RESTORE is
+    "eager" (a store that does not answer then fails the request before its view runs)."""
+    ctx = request_carts()
+    if ctx.settings.restore == "eager" and request.endpoint != "static":
+        ctx.cart("cart").state  # noqa: B018 - restores it
+
+
 def request_carts() -> RequestCarts:
-    """The current request's cart state (made on first use)."""
+    """The current request's cart state (made by the hook, or on first use)."""
     if not has_request_context():
         raise RuntimeError("the request's cart is only available while handling a request")
     environ = request.environ
@@ -223,7 +234,10 @@ class RequestCarts:
     # -- the response --------------------------------------------------------------------
 
     def finish(self, response: Response) -> Response:
+        """Write the cookies the request's cart changes call for (none if it was not used)."""
         identity = self._identity
+        if identity is None and self._entries is None and not self._guest_consumed:
+            return response
         if self._issue_guest and identity is not None and identity.is_guest:
             set_guest_cookie(response, request, self.settings, identity.identifier)
         elif self._guest_consumed and self.settings.cookie_name in request.cookies:

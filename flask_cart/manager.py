@@ -20,7 +20,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.local import LocalProxy
 
 from .catalog import ProductLoader
-from .context import request_carts
+from .context import prepare_request, request_carts
 from .errors import StoreUnavailable
 from .lines import Limits, check_strategy
 from .request_cart import RequestCart
@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "CART_CURRENCY": "USD",
     "CART_INSTANCES": ("cart", "wishlist"),
     "CART_STORE_TIMEOUT": 2,  # seconds; bounds every store call (connect, statement, lock)
+    "CART_RESTORE": "lazy",  # "lazy": on first use of the cart; "eager": before the view
     # Additions to the contract's keys:
     "CART_REDIS_TIMEOUT": None,  # deprecated alias of CART_STORE_TIMEOUT for CART_REDIS_URL
     "CART_KEY_PREFIX": "flask_cart:",  # Redis key prefix
@@ -55,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 SQLITE_FILE = "flask_cart.sqlite3"
+RESTORE_MODES = ("lazy", "eager")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class Settings:
     instances: tuple[str, ...]
     trusted_origins: frozenset[str]
     store_timeout: float = 2.0
+    restore: str = "lazy"
 
     @classmethod
     def from_config(cls, config: Any) -> Settings:
@@ -82,6 +85,9 @@ class Settings:
         if "cart" not in instances or not all(isinstance(i, str) and i for i in instances):
             raise ValueError("CART_INSTANCES must be non-empty strings and include 'cart'")
         timeout = store_timeout(config)
+        restore = config["CART_RESTORE"]
+        if restore not in RESTORE_MODES:
+            raise ValueError(f"CART_RESTORE must be one of {RESTORE_MODES}, got {restore!r}")
         days = {key: config[key] for key in ("CART_GUEST_DAYS", "CART_CUSTOMER_DAYS")}
         for key, value in days.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
@@ -103,6 +109,7 @@ class Settings:
                 str(o).rstrip("/").lower() for o in config["CART_TRUSTED_ORIGINS"]
             ),
             store_timeout=timeout,
+            restore=restore,
         )
 
 
@@ -197,6 +204,8 @@ class CartManager:
             from .views import blueprint
 
             app.register_blueprint(blueprint, url_prefix=settings.url_prefix)
+        else:
+            app.before_request(prepare_request)  # the blueprint registers it otherwise
         if self._login is None:
             from .login import connect_login
 

@@ -23,20 +23,42 @@
     }
   }
 
+  // One Idempotency-Key per user action: a retry of the same action is applied once.
+  function newActionKey() {
+    if (window.crypto && typeof window.crypto.randomUUID === "function") {
+      return window.crypto.randomUUID();
+    }
+    return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  }
+
+  const RETRY_DELAY_MS = 600;
+
   async function callCart(method, path, payload) {
     const options = {
       method,
       credentials: "same-origin",
       headers: { Accept: "application/json", "X-CSRFToken": csrfToken },
     };
+    if (method !== "GET") {
+      options.headers["Idempotency-Key"] = newActionKey();
+    }
     if (payload !== undefined) {
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(payload);
     }
     let response;
-    try {
-      response = await fetch(api + path, options);
-    } catch (error) {
+    // A 503 or a lost connection may or may not have changed the cart: one retry with the
+    // same key is safe, since the store applies that key's change at most once.
+    for (let attempt = 0; attempt < 2; attempt += 1) {
+      try {
+        response = await fetch(api + path, options);
+      } catch (error) {
+        response = null;
+      }
+      if (response && response.status !== 503) break;
+      if (attempt === 0) await new Promise((done) => setTimeout(done, RETRY_DELAY_MS));
+    }
+    if (!response) {
       throw new CartRequestError("The shop could not be reached: check your connection.", 0);
     }
     let data = null;
