@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from decimal import Decimal
 from typing import Any
 
-from .errors import InvalidInput
+from .errors import CartChanged, InvalidInput
 from .lines import (
     CartState,
     Limits,
@@ -118,6 +120,20 @@ class Cart:
     def version(self) -> int:
         return self.state.version
 
+    @property
+    def token(self) -> str:
+        """Opaque; names exactly the lines, quantities and prices held now. Pass it to
+        ``checkout(expect=token)`` to take the cart only if it is still what was shown."""
+        return self._token_of(self._read())
+
+    def _token_of(self, state: CartState) -> str:
+        parts = [self._token_part(line) for line in state.lines.values()]
+        text = json.dumps(parts, separators=(",", ":"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def _token_part(self, line: Line) -> list[Any]:
+        return [line.product_id, line.quantity, line.unit_cost, is_available(line)]
+
     # -- ecart API: changes ------------------------------------------------------------
 
     def add(self, product_id: str, unit_cost: Any, quantity: int = 1, **extra: Any) -> None:
@@ -198,7 +214,7 @@ class Cart:
             (
                 Decimal(line.unit_cost) * line.quantity
                 for line in self._read().lines.values()
-                if line.extra.get("available", True) is not False
+                if is_available(line)
             ),
             Decimal(0),
         )
@@ -262,11 +278,51 @@ class Cart:
         other._wrote(CartState())
         return dict(outcome.moved)
 
-    def checkout(self) -> dict[str, Any]:
-        """The final snapshot of the cart; the cart is removed from the store."""
-        state = self.store.take(self.key)
+    def checkout(self, expect: str | None = None, *, session: Any = None) -> dict[str, Any]:
+        """The final snapshot of the cart; the cart is removed from the store.
+
+        With `expect` (a `token`), the cart is taken only if it still is what that token
+        names, in one atomic step with the removal; else CartChanged (409), nothing removed,
+        its details the fresh cart. `session` (SQL store on that session's engine): the
+        removal joins the session's transaction, committed or rolled back with the order.
+        """
+        if expect is None:
+            state = self.store.take(self.key, session=session)
+        else:
+            fresh = self.refresh()
+            if self._token_of(fresh) != expect:
+                raise self._changed()
+            state = self.store.take(self.key, version=fresh.version, session=session)
+            if state.version != fresh.version:
+                self._wrote(state)
+                raise self._changed()
         self._wrote(CartState())
-        return snapshot(self.key, state)
+        return snapshot(self.key, self._view(state))
+
+    def _view(self, state: CartState) -> CartState:
+        """The state as this cart shows it (the Flask cart re-prices it)."""
+        return state
+
+    def _changed(self) -> CartChanged:
+        """CartChanged carrying the cart as it is now."""
+        return CartChanged(
+            "your cart changed since you reviewed it: please review it again", **self.as_json()
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The cart in the JSON form of ``GET /cart`` (without the app's currency)."""
+        state = self._read()
+        items = [line_json(line) for line in state.lines.values()]
+        updated = state.updated_at
+        return {
+            "instance": self.instance,
+            "items": items,
+            "count": len(items),
+            "quantity": sum(line.quantity for line in state.lines.values()),
+            "total_cost": money_str(self.total_cost()),
+            "updated_at": None if updated is None else updated.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "token": self.token,
+        }
 
 
 def new_line(
@@ -283,9 +339,7 @@ def new_line(
 
 def snapshot(key: CartKey, state: CartState) -> dict[str, Any]:
     """A plain description of a cart state (for orders, logs and JSON)."""
-    available = [
-        line for line in state.lines.values() if line.extra.get("available", True) is not False
-    ]
+    available = [line for line in state.lines.values() if is_available(line)]
     return {
         "identifier": key.identifier,
         "instance": key.instance,
@@ -297,3 +351,22 @@ def snapshot(key: CartKey, state: CartState) -> dict[str, Any]:
         "total_cost": sum((Decimal(ln.unit_cost) * ln.quantity for ln in available), Decimal(0)),
         "updated_at": state.updated_at,
     }
+
+
+def line_json(line: Line) -> dict[str, Any]:
+    """One line in the JSON form of the cart routes."""
+    name = line.extra.get("name")
+    return {
+        "product_id": line.product_id,
+        "name": None if name is None else str(name),
+        "quantity": line.quantity,
+        "unit_cost": line.unit_cost,
+        "line_total": money_str(Decimal(line.unit_cost) * line.quantity),
+        "price_changed": bool(line.extra.get("price_changed", False)),
+        "available": is_available(line),
+    }
+
+
+def is_available(line: Line) -> bool:
+    """False for a line re-pricing marked unavailable (it is left out of totals)."""
+    return line.extra.get("available", True) is not False

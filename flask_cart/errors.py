@@ -87,6 +87,15 @@ class CartClosed(CartError):
     status = 409
 
 
+class CartChanged(CartError):
+    """The cart is no longer what the customer reviewed (409); nothing was removed.
+
+    `details` holds the fresh cart, in the JSON form of ``GET /cart``."""
+
+    code = "cart_changed"
+    status = 409
+
+
 class StoreUnavailable(CartError):
     """The store did not answer in time or refused the connection (503)."""
 

@@ -204,15 +204,30 @@ class RequestCart(Cart):
         )
         return plain.copy(new_identifier)
 
-    def checkout(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, Any]:
+        return {**super().as_json(), "currency": self._ctx.settings.currency}
+
+    def _token_part(self, line: Line) -> list[Any]:
+        """A line's part of the token, with whether the stock still covers it."""
+        product = self._ctx.catalog.get(line.product_id) if self._ctx.catalog.available else None
+        short = product is not None and product.stock is not None and line.quantity > product.stock
+        return [*super()._token_part(line), short]
+
+    def _view(self, state: CartState) -> CartState:
+        return self._ctx.catalog.reprice(state)
+
+    def checkout(self, expect: str | None = None, *, session: Any = None) -> dict[str, Any]:
         """The final snapshot, re-priced; the cart leaves the store, the snapshot cookie and
-        the guest cookie. Sends `cart_checked_out`."""
+        the guest cookie. Sends `cart_checked_out`. See `Cart.checkout` for `expect` (the
+        `token` the customer reviewed) and `session`."""
         identity = self._ctx.identity()
         if identity.is_guest and not identity.issued:
-            state = CartState()
+            self._state = CartState()
+            if expect is not None and expect != self.token:
+                raise self._changed()
+            result = snapshot(self.key, CartState())
         else:
-            state = self.store.take(self.key)
-        result = snapshot(self.key, self._ctx.catalog.reprice(state))
+            result = super().checkout(expect, session=session)
         self._state = CartState()
         self._ctx.forget(self.instance)
         if identity.is_guest:

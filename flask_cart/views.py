@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,7 +26,6 @@ from .errors import (
     InvalidQuantity,
     StoreUnavailable,
 )
-from .lines import money_str
 from .request_cart import RequestCart
 
 blueprint = Blueprint("flask_cart", __name__)
@@ -164,37 +162,7 @@ def _idempotency_key() -> str | None:
 
 def cart_json(cart: RequestCart) -> dict[str, Any]:
     """The contract's JSON form of a cart."""
-    state = cart.state
-    items = []
-    total = Decimal(0)
-    for line in state.lines.values():
-        unit_cost = Decimal(line.unit_cost)
-        available = line.extra.get("available", True) is not False
-        line_total = unit_cost * line.quantity
-        if available:
-            total += line_total
-        name = line.extra.get("name")
-        items.append(
-            {
-                "product_id": line.product_id,
-                "name": None if name is None else str(name),
-                "quantity": line.quantity,
-                "unit_cost": line.unit_cost,
-                "line_total": money_str(line_total),
-                "price_changed": bool(line.extra.get("price_changed", False)),
-                "available": available,
-            }
-        )
-    updated = state.updated_at
-    return {
-        "instance": cart.instance,
-        "items": items,
-        "count": len(items),
-        "quantity": sum(line.quantity for line in state.lines.values()),
-        "total_cost": money_str(total),
-        "currency": request_carts().settings.currency,
-        "updated_at": None if updated is None else updated.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
+    return cart.as_json()
 
 
 def _answer(cart: RequestCart) -> ResponseReturnValue:

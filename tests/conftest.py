@@ -72,6 +72,9 @@ def test_name() -> str:
     return f"fc_test_{RUN_ID}_{next(_counter)}"
 
 
+test_name.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
 def delete_prefix(client: Any, prefix: str) -> None:
     """Delete the keys under `prefix` (SCAN, never KEYS or FLUSH)."""
     batch = []

@@ -47,12 +47,12 @@ def test_the_ecart_readme_example(redis_client):
 def test_a_resent_change_is_applied_once(make_store):
     store = make_store("redis")
     from flask_cart import Cart
+    from flask_cart.lines import Limits, Line, Owner
 
     cart = Cart("u1", store)
     cart.add("a", 1)
-    args = ["same-op-id", int(time.time() * 1000), 600, "", "a", 1, "1", "{}", 999, 100]
     for _ in range(3):  # e.g. a client library retrying after a lost answer
-        store._scripts["add"](keys=[store.key(cart.key)], args=args)
+        store.add(cart.key, Line("a", 1, "1"), owner=Owner(), limits=Limits(), op="same-op-id")
     assert cart.get_product("a")["quantity"] == 2
 
 

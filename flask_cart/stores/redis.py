@@ -129,6 +129,9 @@ return answer('ok')
 
 _TAKE = """
 local all = redis.call('HGETALL', KEYS[1])
+if ARGV[1] ~= '' and (redis.call('HGET', KEYS[1], '_v') or '0') ~= ARGV[1] then
+  return {'changed', all, ''}
+end
 redis.call('DEL', KEYS[1])
 return {'ok', all, ''}
 """
@@ -323,8 +326,12 @@ class RedisStore(CartStore):
         with self._guard():
             return bool(self.client.delete(self.key(key)))
 
-    def take(self, key: CartKey) -> CartState:
-        return self._run("take", key, [])[1]
+    def take(
+        self, key: CartKey, *, version: int | None = None, session: Any = None
+    ) -> CartState:
+        if session is not None:
+            raise TypeError("take(session=...) needs a SQL store; this is the Redis store")
+        return self._run("take", key, ["" if version is None else version])[1]
 
     def seal(self, key: CartKey) -> CartState:
         return self._run("seal", key, [int(time.time() * 1000)])[1]

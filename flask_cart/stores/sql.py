@@ -317,20 +317,41 @@ class SQLStore(CartStore):
                 conn.execute(sa.delete(self.table).where(self._where(key))).rowcount
             )
 
-    def take(self, key: CartKey) -> CartState:
+    def take(
+        self, key: CartKey, *, version: int | None = None, session: Any = None
+    ) -> CartState:
         now = self.clock()
+        if session is None:
+            with self._errors(), self.engine.begin() as conn:
+                return self._take(conn, key, version, now)
+        with self._errors():
+            return self._take(self._session_connection(session), key, version, now)
+
+    def _session_connection(self, session: Any) -> Connection:
+        """The connection of `session`'s transaction, which must be on this store's engine."""
+        conn: Connection = session.connection()
+        if conn.engine.url != self.engine.url:
+            raise ValueError(
+                "checkout(session=...) needs the cart store on that session's engine "
+                "(CartManager(app, db=db) without CART_DATABASE_URI)"
+            )
+        return conn
+
+    def _take(
+        self, conn: Connection, key: CartKey, version: int | None, now: datetime
+    ) -> CartState:
         t = self.table
-        with self._errors(), self.engine.begin() as conn:
-            if conn.dialect.delete_returning:
-                row = conn.execute(
-                    sa.delete(t).where(self._where(key)).returning(*t.c)
-                ).first()
-            else:
-                row = conn.execute(
-                    sa.select(t).where(self._where(key)).with_for_update()
-                ).one_or_none()
-                if row is not None:
-                    conn.execute(sa.delete(t).where(t.c.id == row.id))
+        where = [self._where(key)]
+        if version is not None:
+            where.append(t.c.version == version)
+        if conn.dialect.delete_returning:
+            row = conn.execute(sa.delete(t).where(*where).returning(*t.c)).first()
+        else:
+            row = conn.execute(sa.select(t).where(*where).with_for_update()).one_or_none()
+            if row is not None:
+                conn.execute(sa.delete(t).where(t.c.id == row.id))
+        if row is None and version is not None:
+            row = conn.execute(sa.select(t).where(self._where(key))).one_or_none()
         return self._decode(row, now)
 
     def seal(self, key: CartKey) -> CartState:

@@ -45,6 +45,7 @@ def test_guest_journey(app, client, cart_store):
         "total_cost": "19.98",
         "currency": "USD",
         "updated_at": response.json["updated_at"],
+        "token": response.json["token"],
     }
     assert response.json["updated_at"].endswith("Z")
     add(client, "sku-2")
