@@ -1,10 +1,10 @@
 """The request's carts: owner resolved on first touch, the sync window, cookies, signals.
 
-`prepare_request` is the app-wide ``before_request`` hook. It makes the request's cart
-state (who may own the cart, which cookies to write) without decoding a cookie or asking
-the store; under ``CART_RESTORE = "eager"`` it also restores the cart before the view runs.
-A request the hook did not see (a bare ``test_request_context``) gets the same state on
-first use.
+`prepare_request` and `finish_request` are the app-wide hooks. The request's cart state
+(who owns the cart, which cookies to write) is made on first use, decoding no cookie and
+asking no store before that; under ``CART_RESTORE = "eager"`` the before-request hook uses
+it at once, restoring the cart before the view runs. The after-request hook writes the
+cookies of a request that used its cart, and touches no other response.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from blinker import Signal
 from flask import Flask, Response, current_app, has_request_context, request
-from flask.ctx import after_this_request
 
 from .catalog import Catalog
 from .errors import InvalidInstance
@@ -29,7 +28,7 @@ from .identity import (
 from .lines import CartState, Owner
 from .request_cart import RequestCart
 from .stores.base import CartKey, CartStore
-from .sync import Entry, dump_snapshot, read_snapshot, write_snapshot
+from .sync import Entry, dump_entry, read_entry, write_entry
 
 if TYPE_CHECKING:
     from .manager import CartManager
@@ -39,15 +38,23 @@ _UNSET: Any = object()
 
 
 def prepare_request() -> None:
-    """The app-wide hook: prepare the request's cart; restore it now when CART_RESTORE is
-    "eager" (a store that does not answer then fails the request before its view runs)."""
-    ctx = request_carts()
-    if ctx.settings.restore == "eager" and request.endpoint != "static":
-        ctx.cart("cart").state  # noqa: B018 - restores it
+    """The app-wide ``before_request`` hook. Lazy (the default): nothing to do until the
+    cart is used. Eager: restore the request's cart now, before the view (a store that does
+    not answer then fails the request first)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    manager = app.extensions.get("cart")
+    if manager is not None and manager.eager(app) and request.endpoint != "static":
+        request_carts().cart("cart").state  # noqa: B018 - restores it
+
+
+def finish_request(response: Response) -> Response:
+    """The app-wide ``after_request`` hook: the cookies of a request that used its cart."""
+    ctx: RequestCarts | None = request.environ.get(ENVIRON_KEY)
+    return response if ctx is None else ctx.finish(response)
 
 
 def request_carts() -> RequestCarts:
-    """The current request's cart state (made by the hook, or on first use)."""
+    """The current request's cart state (made on first use)."""
     if not has_request_context():
         raise RuntimeError("the request's cart is only available while handling a request")
     environ = request.environ
@@ -58,7 +65,6 @@ def request_carts() -> RequestCarts:
         if manager is None:
             raise RuntimeError("flask-cart is not initialised on this app: call init_app")
         ctx = environ[ENVIRON_KEY] = RequestCarts(manager, app)
-        after_this_request(ctx.finish)
     return ctx
 
 
@@ -75,8 +81,9 @@ class RequestCarts:
         self._cookie_id: str | None = _UNSET
         self._guest_consumed = False
         self._issue_guest = False
-        self._entries: dict[str, Entry] | None = None
-        self._entries_changed = False
+        self._read_entries: dict[str, Entry | None] = {}
+        #: Snapshots to write (None: to delete) when the response goes out.
+        self._new_entries: dict[str, Entry | None] = {}
 
     @property
     def store(self) -> CartStore:
@@ -130,8 +137,7 @@ class RequestCarts:
     def forget_all(self) -> None:
         """Logout: the browser becomes a guest with an empty cart."""
         self.consume_guest_cookie()
-        self._entries = {}
-        self._entries_changed = True
+        self._new_entries = dict.fromkeys(self.settings.instances)
         self.reset()
 
     def _rebind(self, identity: Identity) -> None:
@@ -183,22 +189,23 @@ class RequestCarts:
             cart = self.carts[instance] = RequestCart(self, instance)
         return cart
 
-    def entries(self) -> dict[str, Entry]:
-        if self._entries is None:
-            self._entries = read_snapshot(request, self.settings)
-        return self._entries
+    def entry(self, instance: str) -> Entry | None:
+        """The instance's snapshot: as recorded in this request, else the browser's."""
+        if instance in self._new_entries:
+            return self._new_entries[instance]
+        if instance not in self._read_entries:
+            self._read_entries[instance] = read_entry(request, self.settings, instance)
+        return self._read_entries[instance]
 
     def record(self, instance: str, state: CartState) -> None:
         """The store just answered `state`: it is the snapshot for the next window."""
         if self.settings.sync_seconds <= 0:
             return
         identifier = self.identity().identifier
-        self.entries()[instance] = Entry(identifier, self.manager.clock(), state)
-        self._entries_changed = True
+        self._new_entries[instance] = Entry(identifier, self.manager.clock(), state)
 
     def forget(self, instance: str) -> None:
-        if self.entries().pop(instance, None) is not None:
-            self._entries_changed = True
+        self._new_entries[instance] = None
 
     def load(self, cart: RequestCart) -> CartState:
         """One store read, re-priced and kept as the snapshot; a foreign cart is ignored."""
@@ -215,7 +222,7 @@ class RequestCarts:
         identity = self.identity()
         if identity.is_guest and not identity.issued:
             return CartState()
-        entry = self.entries().get(cart.instance)
+        entry = self.entry(cart.instance)
         now = self.manager.clock()
         if entry is not None and entry.fresh(identity.identifier, now, self.settings.sync_seconds):
             return entry.state
@@ -236,21 +243,17 @@ class RequestCarts:
     def finish(self, response: Response) -> Response:
         """Write the cookies the request's cart changes call for (none if it was not used)."""
         identity = self._identity
-        if identity is None and self._entries is None and not self._guest_consumed:
+        if identity is None and not self._new_entries and not self._guest_consumed:
             return response
         if self._issue_guest and identity is not None and identity.is_guest:
             set_guest_cookie(response, request, self.settings, identity.identifier)
         elif self._guest_consumed and self.settings.cookie_name in request.cookies:
             clear_guest_cookie(response, request, self.settings)
-        if self._entries_changed:
-            keep = {}
-            if identity is not None and self.settings.sync_seconds > 0:
-                keep = {
-                    name: entry
-                    for name, entry in self.entries().items()
-                    if entry.identifier == identity.identifier
-                }
-            write_snapshot(response, request, self.settings, dump_snapshot(keep) if keep else None)
+        owner = None if identity is None else identity.identifier
+        for instance, entry in self._new_entries.items():
+            keep = entry is not None and entry.identifier == owner
+            value = dump_entry(instance, entry) if keep and entry is not None else None
+            write_entry(response, request, self.settings, instance, value)
         response.vary.add("Cookie")
         return response
 

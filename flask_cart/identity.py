@@ -12,8 +12,9 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Request, Response, current_app
-from itsdangerous import BadSignature, Signer
+from flask import Request, Response, current_app
+
+from .signing import sign, unsign
 
 if TYPE_CHECKING:
     from .manager import Settings
@@ -40,19 +41,6 @@ class Identity:
         return self.customer_id is None
 
 
-def signing_keys(app: Flask) -> list[bytes]:
-    """The app's secret key last (it signs), after SECRET_KEY_FALLBACKS (they still verify)."""
-    key = app.secret_key
-    if not key:
-        raise RuntimeError("flask-cart signs its cookies with the app's secret key: set SECRET_KEY")
-    keys = [*(app.config.get("SECRET_KEY_FALLBACKS") or ()), key]
-    return [k.encode() if isinstance(k, str) else bytes(k) for k in keys]
-
-
-def guest_signer(app: Flask) -> Signer:
-    return Signer(signing_keys(app), salt=GUEST_SALT)
-
-
 def is_guest_id(value: str) -> bool:
     """True for a canonical, lower-case UUID4 string."""
     try:
@@ -71,11 +59,8 @@ def read_guest_cookie(request: Request, settings: Settings) -> str | None:
     raw = request.cookies.get(settings.cookie_name)
     if not raw or len(raw) > MAX_COOKIE_CHARS:
         return None
-    try:
-        value = guest_signer(current_app).unsign(raw).decode("ascii")
-    except (BadSignature, UnicodeError):
-        return None
-    return value if is_guest_id(value) else None
+    value = unsign(current_app, GUEST_SALT, raw)
+    return value if value is not None and is_guest_id(value) else None
 
 
 def authenticated_user() -> Any:
@@ -117,7 +102,7 @@ def set_guest_cookie(
     """Issue (or renew) the signed guest cookie: HttpOnly, Path /, no Domain."""
     response.set_cookie(
         settings.cookie_name,
-        guest_signer(current_app).sign(guest_id).decode("ascii"),
+        sign(current_app, GUEST_SALT, guest_id),
         max_age=settings.guest_ttl,
         path="/",
         secure=cookie_secure(settings, request),

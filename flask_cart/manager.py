@@ -13,14 +13,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from weakref import WeakKeyDictionary
+from weakref import WeakKeyDictionary, WeakSet
 
 from flask import Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from werkzeug.local import LocalProxy
 
 from .catalog import ProductLoader
-from .context import prepare_request, request_carts
+from .context import finish_request, prepare_request, request_carts
 from .errors import StoreUnavailable
 from .lines import Limits, check_strategy
 from .request_cart import RequestCart
@@ -182,6 +182,7 @@ class CartManager:
         self.clock: Callable[[], float] = time.time
         self._states: WeakKeyDictionary[Flask, _AppState] = WeakKeyDictionary()
         self._login: Any = None
+        self._eager: WeakSet[Flask] = WeakSet()
         if app is not None:
             self.init_app(app, db=db)
 
@@ -197,6 +198,8 @@ class CartManager:
         settings = Settings.from_config(app.config)
         store, create_table = make_store(app, db)
         self._states[app] = _AppState(settings, store, create_table)
+        if settings.restore == "eager":
+            self._eager.add(app)
         app.extensions["cart"] = self
         app.context_processor(_template_context)
         app.register_error_handler(StoreUnavailable, _store_unavailable)
@@ -204,8 +207,9 @@ class CartManager:
             from .views import blueprint
 
             app.register_blueprint(blueprint, url_prefix=settings.url_prefix)
-        else:
-            app.before_request(prepare_request)  # the blueprint registers it otherwise
+        else:  # the blueprint registers them otherwise
+            app.before_request(prepare_request)
+            app.after_request(finish_request)
         if self._login is None:
             from .login import connect_login
 
@@ -228,6 +232,10 @@ class CartManager:
 
     def settings(self, app: Flask | None = None) -> Settings:
         return self._state(app).settings
+
+    def eager(self, app: Flask) -> bool:
+        """Whether `app` restores the cart before the view (CART_RESTORE = "eager")."""
+        return app in self._eager
 
     def get_store(self, app: Flask | None = None) -> CartStore:
         """The app's store (the current app's by default); the SQLite default's table is

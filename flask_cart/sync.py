@@ -1,25 +1,29 @@
-"""The sync window: a signed snapshot of the browser's carts in a cookie of its own.
+"""The sync window: a signed snapshot of each cart instance in a cookie of its own.
 
-The snapshot holds, per instance, the owner identifier, the store version, the time the
-store was last asked (or written), the update time and compact lines. It is decoded only
-when the cart is touched (a page that never looks at the cart pays nothing), trusted for
+A snapshot holds the owner identifier, the store version, the time the store was last
+asked (or written), the update time and compact lines. It is read only when that cart is
+touched (a page that never looks at the cart pays nothing), trusted for
 ``CART_SYNC_SECONDS`` after the check, and never written back to the store: a change is a
-delta on the store, whose answer replaces the snapshot. A snapshot that would make the
-cookie larger than ``MAX_SNAPSHOT_BYTES`` is not kept; the cart is then read from the store.
+delta on the store, whose answer replaces the snapshot without the old one being read.
+One cookie per instance (``cart_sync`` for "cart", ``cart_sync_<n>`` for the n-th other
+instance), each signed with a salt naming its instance. A snapshot larger than
+``MAX_SNAPSHOT_BYTES`` is not kept; the cart is then read from the store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import binascii
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from flask import Request, Response, current_app
-from itsdangerous import BadData, URLSafeSerializer
 
-from .identity import cookie_secure, signing_keys
+from .identity import cookie_secure
 from .lines import CartState, Line, lines_to_json
+from .signing import sign, unsign
 
 if TYPE_CHECKING:
     from .manager import Settings
@@ -40,11 +44,13 @@ class Entry:
         return self.identifier == identifier and 0 <= now - self.checked_at < window
 
 
-def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(signing_keys(current_app), salt=SYNC_SALT)
+def cookie_name(settings: Settings, instance: str) -> str:
+    """The snapshot cookie of `instance` (cookie names cannot hold any instance name)."""
+    index = settings.instances.index(instance)
+    return settings.sync_cookie_name if index == 0 else f"{settings.sync_cookie_name}_{index}"
 
 
-def _ms(moment: datetime | None) -> int:
+def _epoch_ms(moment: datetime | None) -> int:
     return int(moment.timestamp() * 1000) if moment is not None else 0
 
 
@@ -54,7 +60,7 @@ def encode_entry(entry: Entry) -> list[Any]:
         entry.identifier,
         state.version,
         int(entry.checked_at * 1000),
-        _ms(state.updated_at),
+        _epoch_ms(state.updated_at),
         state.customer_id,
         lines_to_json(state.lines),
     ]
@@ -78,56 +84,44 @@ def decode_entry(data: Any) -> Entry:
     return Entry(str(identifier), int(checked_ms) / 1000, state)
 
 
-def read_snapshot(request: Request, settings: Settings) -> dict[str, Entry]:
-    """The snapshot cookie's entries by instance; {} when absent, bad or badly signed."""
-    raw = request.cookies.get(settings.sync_cookie_name)
-    if not raw or len(raw) > 2 * MAX_SNAPSHOT_BYTES:
-        return {}
+def read_entry(request: Request, settings: Settings, instance: str) -> Entry | None:
+    """The instance's snapshot; None when absent, too big, badly signed or malformed."""
+    raw = request.cookies.get(cookie_name(settings, instance))
+    if not raw or len(raw) > MAX_SNAPSHOT_BYTES:
+        return None
+    payload = unsign(current_app, f"{SYNC_SALT}.{instance}", raw)
+    if payload is None:
+        return None
     try:
-        data = _serializer().loads(raw)
-    except BadData:
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    entries = {}
-    for instance, item in data.items():
-        try:
-            entries[str(instance)] = decode_entry(item)
-        except (ValueError, TypeError, KeyError, IndexError, OverflowError):
-            continue
-    return entries
+        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return decode_entry(data)
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, binascii.Error):
+        return None
 
 
-def dump_snapshot(entries: Mapping[str, Entry], limit: int = MAX_SNAPSHOT_BYTES) -> str | None:
-    """The cookie value for `entries`, leaving out the largest until it fits; None if empty."""
-    encoded = {instance: encode_entry(entry) for instance, entry in entries.items()}
-    serializer = _serializer()
-    while encoded:
-        value = serializer.dumps(encoded)
-        if len(value) <= limit:
-            return str(value)
-        largest = max(encoded, key=lambda name: len(str(encoded[name])))
-        del encoded[largest]
-    return None
+def dump_entry(instance: str, entry: Entry) -> str | None:
+    """The cookie value of `entry`; None when it would be larger than MAX_SNAPSHOT_BYTES."""
+    text = json.dumps(encode_entry(entry), separators=(",", ":"), ensure_ascii=False)
+    payload = base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode("ascii")
+    if len(payload) > MAX_SNAPSHOT_BYTES - 40:
+        return None
+    return sign(current_app, f"{SYNC_SALT}.{instance}", payload)
 
 
-def write_snapshot(
-    response: Response, request: Request, settings: Settings, value: str | None
+def write_entry(
+    response: Response, request: Request, settings: Settings, instance: str, value: str | None
 ) -> None:
-    """Set the snapshot cookie (lifetime: the sync window) or delete it when `value` is None."""
+    """Set the instance's snapshot cookie (lifetime: the sync window), or delete it (None)."""
+    name = cookie_name(settings, instance)
     secure = cookie_secure(settings, request)
     if value is None:
-        if settings.sync_cookie_name in request.cookies:
+        if name in request.cookies:
             response.delete_cookie(
-                settings.sync_cookie_name,
-                path="/",
-                secure=secure,
-                httponly=True,
-                samesite=settings.cookie_samesite,
+                name, path="/", secure=secure, httponly=True, samesite=settings.cookie_samesite
             )
         return
     response.set_cookie(
-        settings.sync_cookie_name,
+        name,
         value,
         max_age=settings.sync_seconds,
         path="/",

@@ -18,7 +18,7 @@ from flask import Blueprint, Response, flash, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from .context import prepare_request, request_carts
+from .context import finish_request, prepare_request, request_carts
 from .errors import (
     CartError,
     InvalidIdempotencyKey,
@@ -29,8 +29,9 @@ from .errors import (
 from .request_cart import RequestCart
 
 blueprint = Blueprint("flask_cart", __name__)
-# Every request of the app (not only the cart routes) finds its cart prepared.
+# Every request of the app, not only the cart routes, finds its cart through these.
 blueprint.before_app_request(prepare_request)
+blueprint.after_app_request(finish_request)
 
 MAX_BODY_BYTES = 16 * 1024
 JSON_INT_LIMIT = 2**31 - 1

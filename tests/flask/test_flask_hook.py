@@ -14,7 +14,7 @@ from flask import Flask
 from itsdangerous import Signer
 
 from flask_cart import CartManager
-from flask_cart.context import prepare_request
+from flask_cart.context import finish_request, prepare_request
 from flask_cart.identity import GUEST_SALT
 from flask_cart.stores.base import CartStore
 from flask_cart.stores.redis import RedisStore
@@ -35,13 +35,16 @@ def trips(round_trips: Any, client: Any, path: str = "/") -> tuple[int, Any]:
 
 
 def hooks(app: Flask) -> list[Any]:
-    return [f for f in app.before_request_funcs.get(None, []) if f is prepare_request]
+    """The app-wide hooks flask-cart registered."""
+    before = [f for f in app.before_request_funcs.get(None, []) if f is prepare_request]
+    after = [f for f in app.after_request_funcs.get(None, []) if f is finish_request]
+    return before + after
 
 
 @pytest.mark.parametrize("blueprint", [True, False], ids=["blueprint", "no-blueprint"])
 def test_the_hook_is_registered_once(cart_store, products, blueprint):
     app, _ = build_app(cart_store, products, CART_BLUEPRINT=blueprint)
-    assert len(hooks(app)) == 1
+    assert hooks(app) == [prepare_request, finish_request]
     assert ("flask_cart.view_cart" in app.view_functions) is blueprint
 
 

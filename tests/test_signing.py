@@ -1,0 +1,43 @@
+"""flask_cart.signing makes and accepts exactly itsdangerous' Signer format."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from itsdangerous import Signer
+
+from flask_cart.signing import sign, unsign
+
+SALT = "flask-cart.guest-cart-id"
+
+
+@pytest.fixture
+def app() -> Flask:
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="new-key", SECRET_KEY_FALLBACKS=["old-key"])
+    return app
+
+
+def test_the_same_signatures_as_itsdangerous(app):
+    ours = sign(app, SALT, "some-value")
+    theirs = Signer([b"old-key", b"new-key"], salt=SALT).sign("some-value").decode()
+    assert ours == theirs
+    assert unsign(app, SALT, theirs) == "some-value"
+
+
+def test_fallback_keys_verify_but_do_not_sign(app):
+    old = Signer(b"old-key", salt=SALT).sign("v").decode()
+    assert unsign(app, SALT, old) == "v"
+    assert sign(app, SALT, "v") != old
+
+
+@pytest.mark.parametrize(
+    "signed",
+    ["v", "v.", ".sig", "v.wrong", "v.\u00e9", "", "v.abc.def"],
+)
+def test_bad_signatures_are_refused(app, signed):
+    assert unsign(app, SALT, signed) is None
+
+
+def test_another_salt_does_not_verify(app):
+    assert unsign(app, "other", sign(app, SALT, "v")) is None
