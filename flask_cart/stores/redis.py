@@ -32,116 +32,10 @@ from ..lines import (
     apply_merge,
 )
 from .base import MAX_REMEMBERED_OPS, CartKey, CartStore, new_op_id
+from .redis_scripts import SCRIPTS
 
 DEFAULT_TIMEOUT = 2.0
 MERGE_ATTEMPTS = 50
-
-_COMMON = """
-local key = KEYS[1]
-local op, now, ttl, customer = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local function answer(status, extra)
-  return {status, redis.call('HGETALL', key), extra or ''}
-end
-local function line_count()
-  local n = 0
-  for _, f in ipairs(redis.call('HKEYS', key)) do
-    if string.sub(f, 1, 2) == 'l:' then n = n + 1 end
-  end
-  return n
-end
-local function commit()
-  local ops = redis.call('HGET', key, '_o') or ''
-  local kept = {op}
-  for id in string.gmatch(ops, '%S+') do
-    if #kept < tonumber(ARGV[5]) then kept[#kept + 1] = id end
-  end
-  redis.call('HINCRBY', key, '_v', 1)
-  redis.call('HSETNX', key, '_c', now)
-  redis.call('HSETNX', key, '_i', op)
-  redis.call('HSET', key, '_u', now, '_k', customer, '_o', table.concat(kept, ' '))
-  redis.call('EXPIRE', key, ttl)
-end
-if redis.call('HGET', key, '_s') == '1' then return answer('sealed') end
-local seen = ' ' .. (redis.call('HGET', key, '_o') or '') .. ' '
-if string.find(seen, ' ' .. op .. ' ', 1, true) then return answer('ok') end
-"""
-
-_ADD = (
-    _COMMON
-    + """
-local field, qty, cost, extra = 'l:' .. ARGV[6], tonumber(ARGV[7]), ARGV[8], ARGV[9]
-local max_qty, max_lines = tonumber(ARGV[10]), tonumber(ARGV[11])
-local current = redis.call('HGET', key, field)
-local seq
-if current then
-  local q, s, _, old_extra = string.match(current, '^(%d+)|(%d+)|([^|]*)|(.*)$')
-  qty = qty + tonumber(q)
-  seq = s
-  if extra == '{}' then extra = old_extra end
-  if qty > max_qty then return answer('quantity_limit', q) end
-else
-  if line_count() >= max_lines then return answer('line_limit') end
-  seq = redis.call('HINCRBY', key, '_n', 1)
-end
-redis.call('HSET', key, field, qty .. '|' .. seq .. '|' .. cost .. '|' .. extra)
-commit()
-return answer('ok')
-"""
-)
-
-_SET = (
-    _COMMON
-    + """
-local field, qty = 'l:' .. ARGV[6], tonumber(ARGV[7])
-local current = redis.call('HGET', key, field)
-if not current then return answer('missing') end
-if qty == 0 then
-  redis.call('HDEL', key, field)
-else
-  local rest = string.match(current, '^%d+(|.*)$')
-  redis.call('HSET', key, field, qty .. rest)
-end
-commit()
-return answer('ok')
-"""
-)
-
-_REMOVE = (
-    _COMMON
-    + """
-if redis.call('HDEL', key, 'l:' .. ARGV[6]) == 0 then return answer('missing') end
-commit()
-return answer('ok')
-"""
-)
-
-_CLEAR = (
-    _COMMON
-    + """
-if redis.call('EXISTS', key) == 0 then return answer('ok') end
-for _, f in ipairs(redis.call('HKEYS', key)) do
-  if string.sub(f, 1, 2) == 'l:' then redis.call('HDEL', key, f) end
-end
-commit()
-return answer('ok')
-"""
-)
-
-_TAKE = """
-local all = redis.call('HGETALL', KEYS[1])
-redis.call('DEL', KEYS[1])
-return {'ok', all, ''}
-"""
-
-_SEAL = """
-local key = KEYS[1]
-if redis.call('EXISTS', key) == 1 and redis.call('HGET', key, '_s') ~= '1' then
-  redis.call('HSET', key, '_s', '1', '_u', ARGV[1])
-  redis.call('HINCRBY', key, '_v', 1)
-end
-return {'ok', redis.call('HGETALL', key), ''}
-"""
-
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -198,17 +92,7 @@ class RedisStore(CartStore):
         self.timeout = timeout
         self.prefix = prefix
         self._owns_client = False
-        self._scripts = {
-            name: client.register_script(source)
-            for name, source in {
-                "add": _ADD,
-                "set": _SET,
-                "remove": _REMOVE,
-                "clear": _CLEAR,
-                "take": _TAKE,
-                "seal": _SEAL,
-            }.items()
-        }
+        self._scripts = {name: client.register_script(src) for name, src in SCRIPTS.items()}
 
     @classmethod
     def from_url(
