@@ -15,7 +15,7 @@ from flask_cart.errors import (
     QuantityLimitExceeded,
 )
 from flask_cart.lines import Limits, Line
-from flask_cart.stores.base import CartKey, merge_marker
+from flask_cart.stores.base import MAX_MERGE_MARKERS, CartKey, merge_marker
 from tests.helpers import expire_now, raw_dump
 
 
@@ -330,6 +330,19 @@ def test_quantities_up_to_the_largest_cap_are_exact(store):
         "b": big,
         "c": big,
     }
+
+
+def test_merge_markers_are_bounded_to_the_most_recent(store):
+    customer = Cart("c1", store, customer_id="1")
+    markers = []
+    for n in range(MAX_MERGE_MARKERS + 5):
+        guest = Cart(f"g{n}", store)
+        guest.add("a", 1)
+        markers.append(merge_marker(guest.key, store.seal(guest.key)))
+        customer.merge(guest)
+    state = customer.refresh()
+    assert state.lines["a"].quantity == MAX_MERGE_MARKERS + 5
+    assert state.merged == frozenset(markers[-MAX_MERGE_MARKERS:])
 
 
 @pytest.mark.redis

@@ -31,11 +31,14 @@ from ..lines import (
     apply_add,
     apply_merge,
 )
-from .base import MAX_REMEMBERED_OPS, CartKey, CartStore, new_op_id
+from .base import MAX_MERGE_MARKERS, MAX_REMEMBERED_OPS, CartKey, CartStore, new_op_id
 from .redis_scripts import SCRIPTS
 
 DEFAULT_TIMEOUT = 2.0
-MERGE_ATTEMPTS = 50
+#: A merge whose target keeps changing under it gives up after this many tries (or the
+#: store's timeout, whichever comes first).
+MERGE_ATTEMPTS = 20
+
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -45,10 +48,14 @@ def _ms(value: str | None) -> datetime | None:
     return datetime.fromtimestamp(int(value) / 1000, timezone.utc) if value else None
 
 
+def _fields(raw: Any) -> dict[str, str]:
+    items = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2], strict=True)
+    return {_text(k): _text(v) for k, v in items}
+
+
 def decode_hash(raw: Any) -> CartState:
     """A cart hash (HGETALL as a flat list or a dict) to a CartState."""
-    items = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2], strict=True)
-    fields = {_text(k): _text(v) for k, v in items}
+    fields = _fields(raw)
     if not fields:
         return CartState()
     ordered: list[tuple[int, Line]] = []
@@ -75,6 +82,42 @@ def decode_hash(raw: Any) -> CartState:
 
 def encode_line(line: Line, seq: int) -> str:
     return f"{line.quantity}|{seq}|{line.unit_cost}|{_extra_json(line)}"
+
+
+def _merge_args(
+    fields: Mapping[str, str],
+    state: CartState,
+    lines: Mapping[str, Line],
+    marker: str,
+    owner: Owner,
+) -> list[Any]:
+    """ARGV of the merge script: write `lines` over `state` (read as `fields`)."""
+    seq = int(fields.get("_n", 0))
+    deletes = [f"l:{pid}" for pid in state.lines.keys() - lines.keys()]
+    sets: list[Any] = []
+    for product_id, line in lines.items():
+        if state.lines.get(product_id) == line:
+            continue
+        if product_id in state.lines:
+            line_seq = int(fields[f"l:{product_id}"].split("|", 2)[1])
+        else:
+            seq += 1
+            line_seq = seq
+        sets += [f"l:{product_id}", encode_line(line, line_seq)]
+    return [
+        state.version,
+        state.uid,
+        f"m:{marker}",
+        int(time.time() * 1000),
+        owner.ttl,
+        owner.customer_id or "",
+        MAX_MERGE_MARKERS,
+        new_op_id(),
+        seq,
+        len(deletes),
+        *deletes,
+        *sets,
+    ]
 
 
 def _extra_json(line: Line) -> str:
@@ -224,64 +267,36 @@ class RedisStore(CartStore):
         limits: Limits,
         line_caps: Mapping[str, int] | None = None,
     ) -> MergeOutcome:
-        """WATCH the target, apply the shared merge rule, write absolute values in MULTI/EXEC.
+        """Read the target, apply the shared merge rule (lines.apply_merge), and write the
+        result with one compare-and-set script: only if the target's version and uid are
+        still the ones read, with the marker in the same write.
 
-        A concurrent change to the target aborts the EXEC and the merge is recomputed; the
-        marker, written in the same transaction, makes a repeated merge a no-op.
+        A changed target answers its new content and the merge is recomputed from it, a
+        bounded number of times within the store's timeout. No WATCH: a frozen server costs
+        one timeout, not one per connection reset.
         """
-        import redis.exceptions as rex
-
         name = self.key(key)
-        with self._guard(), self.client.pipeline(transaction=True) as pipe:
+        deadline = time.monotonic() + self.timeout
+        with self._guard():
+            raw = self.client.hgetall(name)
             for _ in range(MERGE_ATTEMPTS):
-                try:
-                    pipe.watch(name)
-                    raw = pipe.hgetall(name)
-                    state = decode_hash(raw)
-                    if state.sealed:
-                        raise CartClosed("this cart was merged into another")
-                    if marker in state.merged:
-                        pipe.reset()
-                        return MergeOutcome(state, already_merged=True)
-                    lines, moved, dropped = apply_merge(
-                        state.lines, source, strategy, limits, line_caps
-                    )
-                    fields = {
-                        _text(k): _text(v) for k, v in (raw.items() if raw else [])
-                    }
-                    seq = int(fields.get("_n", 0))
-                    now = int(time.time() * 1000)
-                    pipe.multi()
-                    for product_id in state.lines.keys() - lines.keys():
-                        pipe.hdel(name, f"l:{product_id}")
-                    mapping: dict[str, Any] = {}
-                    for product_id, line in lines.items():
-                        if state.lines.get(product_id) == line:
-                            continue
-                        if product_id in state.lines:
-                            line_seq = int(fields[f"l:{product_id}"].split("|", 2)[1])
-                        else:
-                            seq += 1
-                            line_seq = seq
-                        mapping[f"l:{product_id}"] = encode_line(line, line_seq)
-                    mapping.update(
-                        {
-                            "_v": state.version + 1,
-                            "_u": now,
-                            "_n": seq,
-                            "_k": owner.customer_id or "",
-                            f"m:{marker}": now,
-                        }
-                    )
-                    pipe.hsetnx(name, "_c", now)
-                    pipe.hsetnx(name, "_i", new_op_id())
-                    pipe.hset(name, mapping=mapping)
-                    pipe.expire(name, owner.ttl)
-                    pipe.hgetall(name)
-                    new_raw = pipe.execute()[-1]
-                    return MergeOutcome(decode_hash(new_raw), moved, dropped)
-                except rex.WatchError:
-                    continue
+                state = decode_hash(raw)
+                if state.sealed:
+                    raise CartClosed("this cart was merged into another")
+                if marker in state.merged:
+                    return MergeOutcome(state, already_merged=True)
+                lines, moved, dropped = apply_merge(
+                    state.lines, source, strategy, limits, line_caps
+                )
+                args = _merge_args(_fields(raw), state, lines, marker, owner)
+                status, raw, _ = self._scripts["merge"](keys=[name], args=args)
+                status = _text(status)
+                if status == "ok":
+                    return MergeOutcome(decode_hash(raw), moved, dropped)
+                if status == "sealed":
+                    raise CartClosed("this cart was merged into another")
+                if time.monotonic() > deadline:
+                    break
         raise StoreUnavailable("the cart changed too often to merge; try again")
 
     def get_ttl(self, key: CartKey) -> int:

@@ -116,6 +116,48 @@ end
 return {'ok', redis.call('HGETALL', key), ''}
 """
 
+#: Compare-and-set of a merge computed by the client (lines.apply_merge) from one read.
+#: ARGV: the version and uid that read saw, the marker's field, now (ms), ttl, customer
+#: id, markers to keep, uid for a new cart, the next line sequence, the number N of
+#: fields to delete, those N fields, then field/value pairs to set. The write happens
+#: only if the cart is still the one read ('changed' otherwise, with the cart as it is
+#: now); the marker is added and the oldest markers past the limit dropped in it too.
+MERGE = """
+local key = KEYS[1]
+local marker, now = ARGV[3], ARGV[4]
+local function answer(status)
+  return {status, redis.call('HGETALL', key), ''}
+end
+local seen = redis.call('HMGET', key, '_v', '_i', '_s')
+if seen[3] == '1' then return answer('sealed') end
+if (seen[1] or '0') ~= ARGV[1] or (seen[2] or '') ~= ARGV[2] then return answer('changed') end
+local deletes = tonumber(ARGV[10])
+for i = 11, 10 + deletes do redis.call('HDEL', key, ARGV[i]) end
+for i = 11 + deletes, #ARGV, 2 do redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
+local older = {}
+local all = redis.call('HGETALL', key)
+for i = 1, #all, 2 do
+  local f = all[i]
+  if string.sub(f, 1, 2) == 'm:' and f ~= marker then
+    older[#older + 1] = {f, tonumber(all[i + 1]) or 0}
+  end
+end
+local keep = tonumber(ARGV[7]) - 1
+if #older > keep then
+  table.sort(older, function(a, b)
+    if a[2] ~= b[2] then return a[2] < b[2] end
+    return a[1] < b[1]
+  end)
+  for i = 1, #older - keep do redis.call('HDEL', key, older[i][1]) end
+end
+redis.call('HINCRBY', key, '_v', 1)
+redis.call('HSETNX', key, '_c', now)
+redis.call('HSETNX', key, '_i', ARGV[8])
+redis.call('HSET', key, '_u', now, '_n', ARGV[9], '_k', ARGV[6], marker, now)
+redis.call('EXPIRE', key, ARGV[5])
+return answer('ok')
+"""
+
 SCRIPTS = {
     "add": ADD,
     "set": SET,
@@ -123,4 +165,5 @@ SCRIPTS = {
     "clear": CLEAR,
     "take": TAKE,
     "seal": SEAL,
+    "merge": MERGE,
 }
