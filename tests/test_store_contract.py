@@ -332,6 +332,23 @@ def test_quantities_up_to_the_largest_cap_are_exact(store):
     }
 
 
+def test_take_of_a_sealed_cart_raises_and_removes_nothing(store):
+    """A checkout racing a merge in progress (the cart is sealed) takes nothing: the lines
+    go to the merge's target once, never to both an order and the target."""
+    cart = Cart("g1", store)
+    cart.add("a", 1, 2)
+    store.seal(cart.key)
+    before = raw_dump(store, cart.key)
+    with pytest.raises(CartClosed):
+        store.take(cart.key)
+    with pytest.raises(CartClosed):
+        cart.checkout()
+    assert raw_dump(store, cart.key) == before
+    customer = Cart("c1", store, customer_id="1")
+    customer.merge(cart)
+    assert customer.get_product("a")["quantity"] == 2
+
+
 def test_merge_markers_are_bounded_to_the_most_recent(store):
     customer = Cart("c1", store, customer_id="1")
     markers = []

@@ -251,7 +251,12 @@ class RedisStore(CartStore):
             return bool(self.client.delete(self.key(key)))
 
     def take(self, key: CartKey) -> CartState:
-        return self._run("take", key, [])[1]
+        """Read and delete the cart; a sealed one (a merge in progress) raises CartClosed and
+        stays, so its lines reach the merge's target and never an order as well."""
+        status, state, _ = self._run("take", key, [])
+        if status == "sealed":
+            raise CartClosed("this cart is being merged into another and cannot be checked out")
+        return state
 
     def seal(self, key: CartKey) -> CartState:
         return self._run("seal", key, [int(time.time() * 1000)])[1]

@@ -101,8 +101,10 @@ return answer('ok')
 """
 )
 
+#: A sealed cart (a merge in progress) is not taken: its lines belong to the merge.
 TAKE = """
 local all = redis.call('HGETALL', KEYS[1])
+if redis.call('HGET', KEYS[1], '_s') == '1' then return {'sealed', all, ''} end
 redis.call('DEL', KEYS[1])
 return {'ok', all, ''}
 """
