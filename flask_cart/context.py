@@ -13,7 +13,7 @@ from flask import Flask, Response, current_app, has_request_context, request
 from flask.ctx import after_this_request
 
 from .catalog import Catalog
-from .errors import InvalidInstance
+from .errors import InvalidInstance, StoreUnavailable
 from .identity import (
     Identity,
     authenticated_user,
@@ -66,10 +66,18 @@ class RequestCarts:
         self._issue_guest = False
         self._entries: dict[str, Entry] | None = None
         self._entries_changed = False
+        self._store_error: StoreUnavailable | None = None
 
     @property
     def store(self) -> CartStore:
+        if self._store_error is not None:
+            raise StoreUnavailable(self._store_error.message)
         return self.manager.get_store(self.app)
+
+    def store_failed(self, exc: StoreUnavailable) -> None:
+        """The store did not answer (`exc` was handled, as at login): the rest of this
+        request fails at once instead of waiting out the store's timeout again."""
+        self._store_error = exc
 
     # -- owner ---------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from flask_cart.errors import StoreUnavailable
 from flask_cart.lines import Line
 from flask_cart.stores.base import CartKey, merge_marker
 from flask_cart.stores.redis import RedisStore
+from tests.flask.shop import PRODUCTS, build_app, guest_id_of, stored
 from tests.test_redis_cluster import _redis_server
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -195,3 +196,29 @@ def test_a_merge_frozen_after_reading_the_cart_fails_within_the_timeout(private_
     merge()
     assert quantities(store, "customer:1") == {"a": 3}
     pool.disconnect()
+
+
+def test_a_login_merge_on_a_frozen_redis_answers_503_within_the_timeout(
+    private_redis, stall_store
+):
+    app, _ = build_app(stall_store, PRODUCTS, CART_STORE_TIMEOUT=TIMEOUT)
+    client = app.test_client()
+    added = client.post("/cart/items", json={"product_id": "sku-1", "quantity": 2})
+    assert added.status_code == 200
+    guest = guest_id_of(client)
+    assert guest is not None
+    with private_redis.frozen():
+        started = time.monotonic()
+        response = client.post("/login/7")
+        took = time.monotonic() - started
+        bare = client.get("/")
+    print(f"login merge on a frozen Redis: {response.status_code} after {took:.2f} s")
+    assert response.status_code == 503
+    assert took < BOUND
+    assert bare.status_code == 200
+    time.sleep(0.2)
+    assert client.post("/login/7").status_code == 200  # the merge is retried, applied once
+    assert client.post("/login/7").status_code == 200
+    assert stored(stall_store, "customer:7") == {"sku-1": 2}
+    assert stored(stall_store, guest) == {}
+
