@@ -13,6 +13,7 @@ hash tag, so both instances of one owner share a slot):
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -124,8 +125,30 @@ def _extra_json(line: Line) -> str:
     return json.dumps(dict(line.extra), separators=(",", ":"))
 
 
+def client_wait(client: Any) -> float | None:
+    """The longest one command on `client` may wait for a frozen server: its socket timeout
+    once per attempt (inf without a socket timeout; None when its settings are unknown)."""
+    get_kwargs = getattr(client, "get_connection_kwargs", None)
+    if get_kwargs is None:
+        return None
+    kwargs = get_kwargs()
+    timeout = kwargs.get("socket_timeout")
+    if timeout is None:
+        return math.inf
+    get_retry = getattr(client, "get_retry", None)
+    retry = get_retry() if get_retry else getattr(client, "retry", kwargs.get("retry"))
+    retries = retry.get_retries() if hasattr(retry, "get_retries") else 0
+    return float(timeout) * (max(retries, 0) + 1)
+
+
 class RedisStore(CartStore):
-    """Carts in Redis (or Redis Cluster) hashes, changed by Lua scripts."""
+    """Carts in Redis (or Redis Cluster) hashes, changed by Lua scripts.
+
+    `timeout` bounds the calls of a client the store makes itself (`from_url`). A client
+    passed in is used as is: its own socket timeouts and retries bound a stalled server,
+    so give it ``socket_timeout``, ``socket_connect_timeout`` and ``retry=Retry(NoBackoff(),
+    0)`` (redis-py 8's defaults, 5 s and 10 retries, wait about a minute).
+    """
 
     def __init__(
         self, client: Any, *, prefix: str = "flask_cart:", timeout: float = DEFAULT_TIMEOUT
