@@ -87,37 +87,44 @@ def encode_line(line: Line, seq: int) -> str:
 
 def _merge_args(
     fields: Mapping[str, str],
-    state: CartState,
+    source: Mapping[str, Line],
     lines: Mapping[str, Line],
     marker: str,
     owner: Owner,
 ) -> list[Any]:
-    """ARGV of the merge script: write `lines` over `state` (read as `fields`)."""
-    seq = int(fields.get("_n", 0))
-    deletes = [f"l:{pid}" for pid in state.lines.keys() - lines.keys()]
-    sets: list[Any] = []
-    for product_id, line in lines.items():
-        if state.lines.get(product_id) == line:
-            continue
-        if product_id in state.lines:
-            line_seq = int(fields[f"l:{product_id}"].split("|", 2)[1])
+    """ARGV of the merge script: write `lines` (the rule's result) over the cart read as
+    `fields`, if what the rule looked at is unchanged (see redis_scripts.MERGE)."""
+    checks = [f"l:{pid}" for pid in source]
+    adds_lines = any(field not in fields for field in checks)
+    count = sum(1 for name in fields if name.startswith("l:"))
+    deletes, sets, new = [], [], []
+    for field in checks:
+        line = lines.get(field[2:])
+        if line is None:
+            if field in fields:
+                deletes.append(field)
+        elif field in fields:
+            value = encode_line(line, int(fields[field].split("|", 2)[1]))
+            if value != fields[field]:
+                sets += [field, value]
         else:
-            seq += 1
-            line_seq = seq
-        sets += [f"l:{product_id}", encode_line(line, line_seq)]
+            new += [field, f"{line.quantity}|", f"|{line.unit_cost}|{_extra_json(line)}"]
     return [
-        state.version,
-        state.uid,
         f"m:{marker}",
         int(time.time() * 1000),
         owner.ttl,
         owner.customer_id or "",
         MAX_MERGE_MARKERS,
         new_op_id(),
-        seq,
+        count if adds_lines else "",
+        len(checks),
+        *(item for field in checks for item in (field, fields.get(field, ""))),
         len(deletes),
         *deletes,
+        len(sets) // 2,
         *sets,
+        len(new) // 3,
+        *new,
     ]
 
 
@@ -296,12 +303,12 @@ class RedisStore(CartStore):
         line_caps: Mapping[str, int] | None = None,
     ) -> MergeOutcome:
         """Read the target, apply the shared merge rule (lines.apply_merge), and write the
-        result with one compare-and-set script: only if the target's version and uid are
-        still the ones read, with the marker in the same write.
+        result with one compare-and-set script: only if the lines the rule looked at are
+        still as read, with the marker in the same write.
 
-        A changed target answers its new content and the merge is recomputed from it, a
-        bounded number of times within the store's timeout. No WATCH: a frozen server costs
-        one timeout, not one per connection reset.
+        A target changed there answers its new content and the merge is recomputed from it,
+        a bounded number of times within the store's timeout. No WATCH: a frozen server
+        costs one timeout, not one per connection reset.
         """
         name = self.key(key)
         deadline = time.monotonic() + self.timeout
@@ -316,11 +323,13 @@ class RedisStore(CartStore):
                 lines, moved, dropped = apply_merge(
                     state.lines, source, strategy, limits, line_caps
                 )
-                args = _merge_args(_fields(raw), state, lines, marker, owner)
+                args = _merge_args(_fields(raw), source, lines, marker, owner)
                 status, raw, _ = self._scripts["merge"](keys=[name], args=args)
                 status = _text(status)
                 if status == "ok":
                     return MergeOutcome(decode_hash(raw), moved, dropped)
+                if status == "merged":
+                    return MergeOutcome(decode_hash(raw), already_merged=True)
                 if status == "sealed":
                     raise CartClosed("this cart was merged into another")
                 if time.monotonic() > deadline:

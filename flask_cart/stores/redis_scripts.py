@@ -119,44 +119,71 @@ return {'ok', redis.call('HGETALL', key), ''}
 """
 
 #: Compare-and-set of a merge computed by the client (lines.apply_merge) from one read.
-#: ARGV: the version and uid that read saw, the marker's field, now (ms), ttl, customer
-#: id, markers to keep, uid for a new cart, the next line sequence, the number N of
-#: fields to delete, those N fields, then field/value pairs to set. The write happens
-#: only if the cart is still the one read ('changed' otherwise, with the cart as it is
-#: now); the marker is added and the oldest markers past the limit dropped in it too.
+#: The rule only looks at the target's lines for the source's products and, when it adds
+#: lines, at how many there are: the write happens only if those are still as read
+#: ('changed' otherwise, with the cart as it is now), so changes to other lines do not
+#: make the merge start over. The marker is added, and the oldest markers past the limit
+#: dropped, in the same write.
+#: ARGV: the marker's field, now (ms), ttl, customer id, markers to keep, uid for a new
+#: cart, the line count read ('' when it does not matter), then counted groups: checks
+#: (field, value read or '' when absent), fields to delete, (field, value) to set, and new
+#: lines (field, head, tail: the value is head .. the next line sequence .. tail).
 MERGE = """
 local key = KEYS[1]
-local marker, now = ARGV[3], ARGV[4]
+local marker, now = ARGV[1], ARGV[2]
 local function answer(status)
   return {status, redis.call('HGETALL', key), ''}
 end
-local seen = redis.call('HMGET', key, '_v', '_i', '_s')
-if seen[3] == '1' then return answer('sealed') end
-if (seen[1] or '0') ~= ARGV[1] or (seen[2] or '') ~= ARGV[2] then return answer('changed') end
-local deletes = tonumber(ARGV[10])
-for i = 11, 10 + deletes do redis.call('HDEL', key, ARGV[i]) end
-for i = 11 + deletes, #ARGV, 2 do redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
+if redis.call('HGET', key, '_s') == '1' then return answer('sealed') end
+if redis.call('HEXISTS', key, marker) == 1 then return answer('merged') end
+local i = 8
+local function group(width)
+  local n = tonumber(ARGV[i])
+  local first = i + 1
+  i = first + n * width
+  return first, i - 1
+end
+local first, last = group(2)
+for j = first, last, 2 do
+  if (redis.call('HGET', key, ARGV[j]) or '') ~= ARGV[j + 1] then return answer('changed') end
+end
+if ARGV[7] ~= '' then
+  local n = 0
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    if string.sub(f, 1, 2) == 'l:' then n = n + 1 end
+  end
+  if string.format('%d', n) ~= ARGV[7] then return answer('changed') end
+end
+first, last = group(1)
+for j = first, last do redis.call('HDEL', key, ARGV[j]) end
+first, last = group(2)
+for j = first, last, 2 do redis.call('HSET', key, ARGV[j], ARGV[j + 1]) end
+first, last = group(3)
+for j = first, last, 3 do
+  local seq = redis.call('HINCRBY', key, '_n', 1)
+  redis.call('HSET', key, ARGV[j], ARGV[j + 1] .. string.format('%d', seq) .. ARGV[j + 2])
+end
 local older = {}
 local all = redis.call('HGETALL', key)
-for i = 1, #all, 2 do
-  local f = all[i]
+for j = 1, #all, 2 do
+  local f = all[j]
   if string.sub(f, 1, 2) == 'm:' and f ~= marker then
-    older[#older + 1] = {f, tonumber(all[i + 1]) or 0}
+    older[#older + 1] = {f, tonumber(all[j + 1]) or 0}
   end
 end
-local keep = tonumber(ARGV[7]) - 1
+local keep = tonumber(ARGV[5]) - 1
 if #older > keep then
   table.sort(older, function(a, b)
     if a[2] ~= b[2] then return a[2] < b[2] end
     return a[1] < b[1]
   end)
-  for i = 1, #older - keep do redis.call('HDEL', key, older[i][1]) end
+  for j = 1, #older - keep do redis.call('HDEL', key, older[j][1]) end
 end
 redis.call('HINCRBY', key, '_v', 1)
 redis.call('HSETNX', key, '_c', now)
-redis.call('HSETNX', key, '_i', ARGV[8])
-redis.call('HSET', key, '_u', now, '_n', ARGV[9], '_k', ARGV[6], marker, now)
-redis.call('EXPIRE', key, ARGV[5])
+redis.call('HSETNX', key, '_i', ARGV[6])
+redis.call('HSET', key, '_u', now, '_k', ARGV[4], marker, now)
+redis.call('EXPIRE', key, ARGV[3])
 return answer('ok')
 """
 
