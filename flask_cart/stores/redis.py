@@ -7,7 +7,10 @@ hash tag, so both instances of one owner share a slot):
 - ``_v`` version, ``_c``/``_u`` created/updated (ms since epoch), ``_k`` customer id
   (empty for a guest), ``_n`` line sequence, ``_s`` sealed, ``_o`` ids of recent changes
   (a resent change is recognised and not applied twice), ``_i`` the cart's uid,
-  ``m:<marker>`` merges applied.
+  ``m:<marker>`` merges applied (when, in ms; the MAX_MERGE_MARKERS most recent).
+
+Every call is one round trip (a merge: one read, then one compare-and-set script per
+try), so a frozen server costs one socket timeout. The scripts are in redis_scripts.py.
 """
 
 from __future__ import annotations
