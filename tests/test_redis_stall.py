@@ -139,7 +139,7 @@ def test_every_call_on_a_frozen_redis_fails_within_the_timeout(private_redis, st
         timings["take"] = seconds_to_error(lambda: store.take(checkout.key))
         timings["merge"] = seconds_to_error(merge)
         timings["cart merge"] = seconds_to_error(lambda: customer.merge(Cart("guest-3", store)))
-    print("seconds to StoreUnavailable, timeout 1 s:", timings)
+    print(f"seconds to StoreUnavailable, timeout {TIMEOUT:g} s:", timings)
     assert max(timings.values()) < BOUND, timings
 
     # Thawed: whatever was sent during the stall lands at most once, and retries are safe.
