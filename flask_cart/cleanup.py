@@ -3,8 +3,10 @@
 A cart's age is the time since it last changed (``updated_at``), never since it was
 created: a cart in use is never deleted. Guest carts and customer carts have separate
 retentions (``CART_GUEST_DAYS``, ``CART_CUSTOMER_DAYS``). A cart is due when it is
-strictly older than its retention. Stores also remove *leftovers*: carts sealed by a
-merge that was interrupted, once they are older than a short grace period.
+strictly older than its retention. A cart sealed by a merge that was interrupted ages
+like any cart of its kind: the merge retried at the next login needs it. The *leftover*
+counts (and ``sealed_cutoff``) are for a store that removes such carts sooner; the
+built-in stores report 0.
 
 Each store implements two methods of :class:`~flask_cart.stores.base.CartStore`:
 ``cart_stats`` (counts, deletes nothing) and ``delete_expired`` (batched, re-checking the

@@ -15,7 +15,7 @@ from blinker import Signal
 from flask import Flask, Response, current_app, has_request_context, request
 
 from .catalog import Catalog
-from .errors import InvalidInstance
+from .errors import InvalidInstance, StoreUnavailable
 from .identity import (
     Identity,
     authenticated_user,
@@ -84,10 +84,18 @@ class RequestCarts:
         self._read_entries: dict[str, Entry | None] = {}
         #: Snapshots to write (None: to delete) when the response goes out.
         self._new_entries: dict[str, Entry | None] = {}
+        self._store_error: StoreUnavailable | None = None
 
     @property
     def store(self) -> CartStore:
+        if self._store_error is not None:
+            raise StoreUnavailable(self._store_error.message)
         return self.manager.get_store(self.app)
+
+    def store_failed(self, exc: StoreUnavailable) -> None:
+        """The store did not answer (`exc` was handled, as at login): the rest of this
+        request fails at once instead of waiting out the store's timeout again."""
+        self._store_error = exc
 
     # -- owner ---------------------------------------------------------------------------
 

@@ -26,22 +26,28 @@ from .errors import (
 MAX_PRODUCT_ID_LENGTH = 128
 MAX_DETAILS_BYTES = 2048
 MAX_UNIT_COST = Decimal(1000000000000)
+#: Upper bounds of the caps: a quantity stays an exact integer in every store and script.
+MAX_LINE_QUANTITY_CAP = 1_000_000_000
+MAX_LINES_CAP = 10_000
 MERGE_STRATEGIES = ("sum", "max", "guest", "customer")
 RESERVED_DETAILS = frozenset({"product_id", "quantity", "unit_cost"})
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Caps every change is checked against."""
+    """Caps every change is checked against (each at most its ``MAX_..._CAP``)."""
 
     max_line_quantity: int = 999
     max_lines: int = 100
 
     def __post_init__(self) -> None:
-        for name in ("max_line_quantity", "max_lines"):
+        for name, bound in (
+            ("max_line_quantity", MAX_LINE_QUANTITY_CAP),
+            ("max_lines", MAX_LINES_CAP),
+        ):
             value = getattr(self, name)
-            if type(value) is not int or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            if type(value) is not int or not 1 <= value <= bound:
+                raise ValueError(f"{name} must be an int from 1 to {bound}, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ to a newly registered customer. Connected only when flask_login is installed."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, has_request_context
@@ -85,12 +86,17 @@ class LoginReceivers:
         if ctx is None or user is None:
             return
         ctx.reset()
+        started = time.monotonic()
         try:
             merge_guest_cart(ctx, user)
         except StoreUnavailable as exc:
             # The guest cookie stays: the merge is retried when the cart is next touched.
             log.warning("flask-cart: guest cart not merged at login, will retry: %s", exc)
             ctx.reset()
+            if time.monotonic() - started >= ctx.settings.store_timeout:
+                # A stalled store, not a dropped connection: this request waited out the
+                # timeout once and does not wait again (the next request retries).
+                ctx.store_failed(exc)
 
     def logged_out(self, app: Flask, user: Any = None, **_: Any) -> None:
         ctx = self._ctx(app)

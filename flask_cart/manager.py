@@ -7,6 +7,7 @@ that does not touch a cart.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -25,6 +26,8 @@ from .errors import StoreUnavailable
 from .lines import Limits, check_strategy
 from .request_cart import RequestCart
 from .stores.base import CartStore, store_from_name
+
+log = logging.getLogger("flask_cart")
 
 DEFAULTS: dict[str, Any] = {
     "CART_STORE": "sqlalchemy",
@@ -161,11 +164,22 @@ def make_store(app: Flask, db: Any = None) -> tuple[CartStore, bool]:
         engine = SQLStore.create_engine(uri, timeout=timeout)
         return SQLStore(engine, table_name=table_name, timeout=timeout), lazy
     if spec == "redis":
-        from .stores.redis import RedisStore
+        from .stores.redis import RedisStore, client_wait
 
         prefix = config["CART_KEY_PREFIX"]
         if config["CART_REDIS"] is not None:
-            return RedisStore(config["CART_REDIS"], prefix=prefix, timeout=timeout), False
+            store = RedisStore(config["CART_REDIS"], prefix=prefix, timeout=timeout)
+            wait = client_wait(store.client)
+            if wait is not None and wait > timeout + 1:
+                log.warning(
+                    "flask-cart: the CART_REDIS client may wait %.0f s for a stalled Redis "
+                    "(socket timeout x attempts), more than CART_STORE_TIMEOUT (%g s): give it "
+                    "socket_timeout, socket_connect_timeout and retry=Retry(NoBackoff(), 0), "
+                    "or use CART_REDIS_URL",
+                    wait,
+                    timeout,
+                )
+            return store, False
         store = RedisStore.from_url(config["CART_REDIS_URL"], timeout=timeout, prefix=prefix)
         return store, False
     if not isinstance(spec, str):

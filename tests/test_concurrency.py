@@ -142,3 +142,24 @@ def test_concurrent_checkouts_hand_the_lines_to_one_caller(server_store):
     snapshots: list[dict] = []
     run_together([lambda: snapshots.append(Cart("shared", server_store).checkout())] * 4)
     assert sorted(len(s["items"]) for s in snapshots) == [0, 0, 0, 1]
+
+
+def test_merges_and_adds_racing_on_one_customer_cart_lose_nothing(server_store):
+    """Merges of many guests into one cart while other writers add to it: each merge that
+    loses its compare-and-set is recomputed from the new content; nothing lost or doubled."""
+    for n in range(60):
+        Cart(f"guest-{n}", server_store).add("m", 1)
+
+    def merges(first: int) -> None:
+        customer = Cart("customer:1", server_store, customer_id="1")
+        for n in range(first, 60, 3):
+            customer.merge(Cart(f"guest-{n}", server_store))
+
+    def adds() -> None:
+        customer = Cart("customer:1", server_store, customer_id="1")
+        for _ in range(50):
+            customer.add("a", 1)
+
+    assert run_together([lambda f=f: merges(f) for f in range(3)] + [adds] * 3) == []
+    got = {p: d["quantity"] for p, d in Cart("customer:1", server_store).get().items()}
+    assert got == {"m": 60, "a": 150}

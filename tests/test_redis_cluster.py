@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -11,10 +12,14 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
+from redis.retry import Retry
 
 from flask_cart import Cart
-from flask_cart.stores.redis import RedisStore
+from flask_cart.errors import StoreUnavailable
+from flask_cart.stores.base import merge_marker
+from flask_cart.stores.redis import RedisStore, client_wait
 from tests.conftest import IN_CI
 from tests.test_concurrency import run_together
 
@@ -35,7 +40,15 @@ def _redis_server() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+def cluster_nodes() -> dict[int, subprocess.Popen[bytes]]:
+    """The node processes by port, filled by `cluster` (tests freeze them with SIGSTOP)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, cluster_nodes: dict[int, subprocess.Popen[bytes]]
+) -> Iterator[RedisCluster]:
     server = _redis_server()
     if server is None:
         message = "redis-server is not installed: run bash scripts/ensure_services.sh"
@@ -70,6 +83,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
                 stderr=subprocess.DEVNULL,
             )
         )
+    cluster_nodes.update(zip(PORTS, nodes, strict=True))
     try:
         for port in PORTS:
             _wait(lambda p=port: redis.Redis(port=p).ping())
@@ -172,3 +186,49 @@ def test_cleanup_on_a_cluster_deletes_only_what_is_due(cluster_store, cluster):
     assert result.total == 2
     survivors = {i for i in ages if Cart(i, cluster_store).refresh().exists}
     assert survivors == {"guest-new", "cust-mid"}
+
+
+def test_a_frozen_node_bounds_calls_of_a_client_without_retries(cluster, cluster_nodes):
+    """A node stopped with SIGSTOP: a cluster client with socket timeouts and no retries
+    (as the README advises) fails within its timeout; merges stay single-key."""
+    client = RedisCluster(
+        host="127.0.0.1",
+        port=PORTS[0],
+        socket_timeout=1,
+        socket_connect_timeout=1,
+        retry=Retry(NoBackoff(), 0),
+    )
+    store = RedisStore(client, prefix=f"fc-frozen-{uuid.uuid4().hex[:8]}:", timeout=1)
+    assert client_wait(client) == 1.0
+    assert client_wait(cluster) is not None and client_wait(cluster) > 2  # 5 s, retried
+    customer = Cart("customer:1", store, customer_id="1")
+    customer.add("a", 1, 1)
+    guest = Cart("guest-1", store)
+    guest.add("a", 1, 2)
+    sealed = store.seal(guest.key)
+    node = cluster_nodes[client.get_node_from_key(store.key(customer.key)).port]
+    node.send_signal(signal.SIGSTOP)
+    try:
+        timings = {}
+        for name, call in {
+            "add": lambda: customer.add("a", 1, 1),
+            "merge": lambda: store.merge(
+                customer.key,
+                sealed.lines,
+                strategy="sum",
+                marker=merge_marker(guest.key, sealed),
+                owner=customer.owner,
+                limits=customer.limits,
+            ),
+        }.items():
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                call()
+            timings[name] = time.monotonic() - started
+    finally:
+        node.send_signal(signal.SIGCONT)
+    assert max(timings.values()) < 2.0, timings
+    time.sleep(0.2)
+    customer.merge(guest)
+    assert customer.refresh().lines["a"].quantity in (3, 4)  # the stalled add may have landed
+    client.close()

@@ -14,8 +14,8 @@ from flask_cart.errors import (
     LineNotFound,
     QuantityLimitExceeded,
 )
-from flask_cart.lines import Limits
-from flask_cart.stores.base import CartKey, merge_marker
+from flask_cart.lines import Limits, Line
+from flask_cart.stores.base import MAX_MERGE_MARKERS, CartKey, merge_marker
 from tests.helpers import expire_now, raw_dump
 
 
@@ -311,3 +311,67 @@ def test_a_guest_cart_made_again_after_a_merge_merges_again(store):
     guest.add("a", 1)  # same identifier, a new cart: its version count starts over
     customer.merge(guest)
     assert customer.get_product("a")["quantity"] == 2
+
+
+def test_quantities_up_to_the_largest_cap_are_exact(store):
+    big = 1_000_000_000
+    limits = Limits(max_line_quantity=big, max_lines=10)
+    cart = Cart("u1", store, limits=limits)
+    cart.add("a", 1, big - 1)
+    cart.add("a", 1, 1)
+    cart.add("b", 1, big)
+    cart.update("b", big - 7)
+    guest = Cart("g1", store, limits=limits)
+    guest.add("b", 1, big)
+    guest.add("c", 1, big)
+    cart.merge(guest, "sum")
+    assert {pid: line.quantity for pid, line in cart.refresh().lines.items()} == {
+        "a": big,
+        "b": big,
+        "c": big,
+    }
+
+
+def test_take_of_a_sealed_cart_raises_and_removes_nothing(store):
+    """A checkout racing a merge in progress (the cart is sealed) takes nothing: the lines
+    go to the merge's target once, never to both an order and the target."""
+    cart = Cart("g1", store)
+    cart.add("a", 1, 2)
+    store.seal(cart.key)
+    before = raw_dump(store, cart.key)
+    with pytest.raises(CartClosed):
+        store.take(cart.key)
+    with pytest.raises(CartClosed):
+        cart.checkout()
+    assert raw_dump(store, cart.key) == before
+    customer = Cart("c1", store, customer_id="1")
+    customer.merge(cart)
+    assert customer.get_product("a")["quantity"] == 2
+
+
+def test_merge_markers_are_bounded_to_the_most_recent(store):
+    customer = Cart("c1", store, customer_id="1")
+    markers = []
+    for n in range(MAX_MERGE_MARKERS + 5):
+        guest = Cart(f"g{n}", store)
+        guest.add("a", 1)
+        markers.append(merge_marker(guest.key, store.seal(guest.key)))
+        customer.merge(guest)
+    state = customer.refresh()
+    assert state.lines["a"].quantity == MAX_MERGE_MARKERS + 5
+    assert state.merged == frozenset(markers[-MAX_MERGE_MARKERS:])
+
+
+@pytest.mark.redis
+def test_redis_scripts_write_integers_exactly_past_1e14(make_store):
+    """Lua prints a number of 1e14 or more as "1e+14": the scripts format integers
+    themselves, so even a quantity past the Limits bounds stays readable."""
+    store = make_store("redis")
+    limits = Limits()
+    object.__setattr__(limits, "max_line_quantity", 10**15)  # past the bound on purpose
+    key, owner = CartKey("u1"), Cart("u1", store).owner
+    store.add(key, Line("a", 10**14, "1"), owner=owner, limits=limits)
+    store.add(key, Line("a", 10**14, "1"), owner=owner, limits=limits)
+    store.set_quantity(key, "a", 3 * 10**14, owner=owner, limits=limits)
+    store.add(key, Line("a", 1, "1"), owner=owner, limits=limits)
+    assert store.load(key).lines["a"].quantity == 3 * 10**14 + 1

@@ -17,7 +17,7 @@ from flask_cart.errors import (
     LineNotFound,
     QuantityLimitExceeded,
 )
-from flask_cart.lines import check_details
+from flask_cart.lines import MAX_LINE_QUANTITY_CAP, MAX_LINES_CAP, Limits, check_details
 from tests.helpers import raw_dump
 
 BAD_QUANTITIES = [
@@ -150,3 +150,23 @@ def test_identifiers_with_odd_characters_stay_apart(store):
 def test_integer_identifiers_work_like_ecart(store):
     Cart(42, store).add("sku", 1, 2)
     assert Cart("42", store).quantity() == 2
+
+
+@pytest.mark.parametrize(
+    "caps",
+    [
+        {"max_line_quantity": 1_000_000_001},
+        {"max_line_quantity": 10**14},
+        {"max_lines": 10_001},
+        {"max_line_quantity": 0},
+        {"max_lines": True},
+    ],
+)
+def test_limits_are_bounded(caps):
+    with pytest.raises(ValueError):
+        Limits(**caps)
+
+
+def test_limits_at_their_bounds_are_accepted():
+    limits = Limits(max_line_quantity=MAX_LINE_QUANTITY_CAP, max_lines=MAX_LINES_CAP)
+    assert (limits.max_line_quantity, limits.max_lines) == (1_000_000_000, 10_000)

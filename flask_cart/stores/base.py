@@ -28,6 +28,9 @@ class CartKey:
 #: applied again). Idempotency keys from HTTP clients are change ids too.
 MAX_REMEMBERED_OPS = 32
 
+#: How many merge markers a cart keeps: the oldest is dropped in the write that adds one.
+MAX_MERGE_MARKERS = 32
+
 
 def new_op_id() -> str:
     """A unique id for one change, so a store can recognise a resent request."""

@@ -7,12 +7,16 @@ hash tag, so both instances of one owner share a slot):
 - ``_v`` version, ``_c``/``_u`` created/updated (ms since epoch), ``_k`` customer id
   (empty for a guest), ``_n`` line sequence, ``_s`` sealed, ``_o`` ids of recent changes
   (a resent change is recognised and not applied twice), ``_i`` the cart's uid,
-  ``m:<marker>`` merges applied.
+  ``m:<marker>`` merges applied (when, in ms; the MAX_MERGE_MARKERS most recent).
+
+Every call is one round trip (a merge: one read, then one compare-and-set script per
+try), so a frozen server costs one socket timeout. The scripts are in redis_scripts.py.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -31,119 +35,13 @@ from ..lines import (
     apply_add,
     apply_merge,
 )
-from .base import MAX_REMEMBERED_OPS, CartKey, CartStore, new_op_id
+from .base import MAX_MERGE_MARKERS, MAX_REMEMBERED_OPS, CartKey, CartStore, new_op_id
+from .redis_scripts import SCRIPTS
 
 DEFAULT_TIMEOUT = 2.0
-MERGE_ATTEMPTS = 50
-
-_COMMON = """
-local key = KEYS[1]
-local op, now, ttl, customer = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local function answer(status, extra)
-  return {status, redis.call('HGETALL', key), extra or ''}
-end
-local function line_count()
-  local n = 0
-  for _, f in ipairs(redis.call('HKEYS', key)) do
-    if string.sub(f, 1, 2) == 'l:' then n = n + 1 end
-  end
-  return n
-end
-local function commit()
-  local ops = redis.call('HGET', key, '_o') or ''
-  local kept = {op}
-  for id in string.gmatch(ops, '%S+') do
-    if #kept < tonumber(ARGV[5]) then kept[#kept + 1] = id end
-  end
-  redis.call('HINCRBY', key, '_v', 1)
-  redis.call('HSETNX', key, '_c', now)
-  redis.call('HSETNX', key, '_i', op)
-  redis.call('HSET', key, '_u', now, '_k', customer, '_o', table.concat(kept, ' '))
-  redis.call('EXPIRE', key, ttl)
-end
-if redis.call('HGET', key, '_s') == '1' then return answer('sealed') end
-local seen = ' ' .. (redis.call('HGET', key, '_o') or '') .. ' '
-if string.find(seen, ' ' .. op .. ' ', 1, true) then return answer('ok') end
-"""
-
-_ADD = (
-    _COMMON
-    + """
-local field, qty, cost, extra = 'l:' .. ARGV[6], tonumber(ARGV[7]), ARGV[8], ARGV[9]
-local max_qty, max_lines = tonumber(ARGV[10]), tonumber(ARGV[11])
-local current = redis.call('HGET', key, field)
-local seq
-if current then
-  local q, s, _, old_extra = string.match(current, '^(%d+)|(%d+)|([^|]*)|(.*)$')
-  qty = qty + tonumber(q)
-  seq = s
-  if extra == '{}' then extra = old_extra end
-  if qty > max_qty then return answer('quantity_limit', q) end
-else
-  if line_count() >= max_lines then return answer('line_limit') end
-  seq = redis.call('HINCRBY', key, '_n', 1)
-end
-redis.call('HSET', key, field, qty .. '|' .. seq .. '|' .. cost .. '|' .. extra)
-commit()
-return answer('ok')
-"""
-)
-
-_SET = (
-    _COMMON
-    + """
-local field, qty = 'l:' .. ARGV[6], tonumber(ARGV[7])
-local current = redis.call('HGET', key, field)
-if not current then return answer('missing') end
-if qty == 0 then
-  redis.call('HDEL', key, field)
-else
-  local rest = string.match(current, '^%d+(|.*)$')
-  redis.call('HSET', key, field, qty .. rest)
-end
-commit()
-return answer('ok')
-"""
-)
-
-_REMOVE = (
-    _COMMON
-    + """
-if redis.call('HDEL', key, 'l:' .. ARGV[6]) == 0 then return answer('missing') end
-commit()
-return answer('ok')
-"""
-)
-
-_CLEAR = (
-    _COMMON
-    + """
-if redis.call('EXISTS', key) == 0 then return answer('ok') end
-for _, f in ipairs(redis.call('HKEYS', key)) do
-  if string.sub(f, 1, 2) == 'l:' then redis.call('HDEL', key, f) end
-end
-commit()
-return answer('ok')
-"""
-)
-
-_TAKE = """
-local all = redis.call('HGETALL', KEYS[1])
-if ARGV[1] ~= '' and (redis.call('HGET', KEYS[1], '_v') or '0') ~= ARGV[1] then
-  return {'changed', all, ''}
-end
-redis.call('DEL', KEYS[1])
-return {'ok', all, ''}
-"""
-
-_SEAL = """
-local key = KEYS[1]
-if redis.call('EXISTS', key) == 1 and redis.call('HGET', key, '_s') ~= '1' then
-  redis.call('HSET', key, '_s', '1', '_u', ARGV[1])
-  redis.call('HINCRBY', key, '_v', 1)
-end
-return {'ok', redis.call('HGETALL', key), ''}
-"""
+#: A merge whose target keeps changing under it gives up after this many tries (or the
+#: store's timeout, whichever comes first).
+MERGE_ATTEMPTS = 20
 
 
 def _text(value: Any) -> str:
@@ -154,10 +52,14 @@ def _ms(value: str | None) -> datetime | None:
     return datetime.fromtimestamp(int(value) / 1000, timezone.utc) if value else None
 
 
+def _fields(raw: Any) -> dict[str, str]:
+    items = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2], strict=True)
+    return {_text(k): _text(v) for k, v in items}
+
+
 def decode_hash(raw: Any) -> CartState:
     """A cart hash (HGETALL as a flat list or a dict) to a CartState."""
-    items = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2], strict=True)
-    fields = {_text(k): _text(v) for k, v in items}
+    fields = _fields(raw)
     if not fields:
         return CartState()
     ordered: list[tuple[int, Line]] = []
@@ -186,12 +88,77 @@ def encode_line(line: Line, seq: int) -> str:
     return f"{line.quantity}|{seq}|{line.unit_cost}|{_extra_json(line)}"
 
 
+def _merge_args(
+    fields: Mapping[str, str],
+    source: Mapping[str, Line],
+    lines: Mapping[str, Line],
+    marker: str,
+    owner: Owner,
+) -> list[Any]:
+    """ARGV of the merge script: write `lines` (the rule's result) over the cart read as
+    `fields`, if what the rule looked at is unchanged (see redis_scripts.MERGE)."""
+    checks = [f"l:{pid}" for pid in source]
+    adds_lines = any(field not in fields for field in checks)
+    count = sum(1 for name in fields if name.startswith("l:"))
+    deletes, sets, new = [], [], []
+    for field in checks:
+        line = lines.get(field[2:])
+        if line is None:
+            if field in fields:
+                deletes.append(field)
+        elif field in fields:
+            value = encode_line(line, int(fields[field].split("|", 2)[1]))
+            if value != fields[field]:
+                sets += [field, value]
+        else:
+            new += [field, f"{line.quantity}|", f"|{line.unit_cost}|{_extra_json(line)}"]
+    return [
+        f"m:{marker}",
+        int(time.time() * 1000),
+        owner.ttl,
+        owner.customer_id or "",
+        MAX_MERGE_MARKERS,
+        new_op_id(),
+        count if adds_lines else "",
+        len(checks),
+        *(item for field in checks for item in (field, fields.get(field, ""))),
+        len(deletes),
+        *deletes,
+        len(sets) // 2,
+        *sets,
+        len(new) // 3,
+        *new,
+    ]
+
+
 def _extra_json(line: Line) -> str:
     return json.dumps(dict(line.extra), separators=(",", ":"))
 
 
+def client_wait(client: Any) -> float | None:
+    """The longest one command on `client` may wait for a frozen server: its socket timeout
+    once per attempt (inf without a socket timeout; None when its settings are unknown)."""
+    get_kwargs = getattr(client, "get_connection_kwargs", None)
+    if get_kwargs is None:
+        return None
+    kwargs = get_kwargs()
+    timeout = kwargs.get("socket_timeout")
+    if timeout is None:
+        return math.inf
+    get_retry = getattr(client, "get_retry", None)
+    retry = get_retry() if get_retry else getattr(client, "retry", kwargs.get("retry"))
+    retries = retry.get_retries() if hasattr(retry, "get_retries") else 0
+    return float(timeout) * (max(retries, 0) + 1)
+
+
 class RedisStore(CartStore):
-    """Carts in Redis (or Redis Cluster) hashes, changed by Lua scripts."""
+    """Carts in Redis (or Redis Cluster) hashes, changed by Lua scripts.
+
+    `timeout` bounds the calls of a client the store makes itself (`from_url`). A client
+    passed in is used as is: its own socket timeouts and retries bound a stalled server,
+    so give it ``socket_timeout``, ``socket_connect_timeout`` and ``retry=Retry(NoBackoff(),
+    0)`` (redis-py 8's defaults, 5 s and 10 retries, wait about a minute).
+    """
 
     def __init__(
         self, client: Any, *, prefix: str = "flask_cart:", timeout: float = DEFAULT_TIMEOUT
@@ -201,17 +168,7 @@ class RedisStore(CartStore):
         self.timeout = timeout
         self.prefix = prefix
         self._owns_client = False
-        self._scripts = {
-            name: client.register_script(source)
-            for name, source in {
-                "add": _ADD,
-                "set": _SET,
-                "remove": _REMOVE,
-                "clear": _CLEAR,
-                "take": _TAKE,
-                "seal": _SEAL,
-            }.items()
-        }
+        self._scripts = {name: client.register_script(src) for name, src in SCRIPTS.items()}
 
     @classmethod
     def from_url(
@@ -329,9 +286,14 @@ class RedisStore(CartStore):
     def take(
         self, key: CartKey, *, version: int | None = None, session: Any = None
     ) -> CartState:
+        """Read and delete the cart; a sealed one (a merge in progress) raises CartClosed and
+        stays, so its lines reach the merge's target and never an order as well."""
         if session is not None:
             raise TypeError("take(session=...) needs a SQL store; this is the Redis store")
-        return self._run("take", key, ["" if version is None else version])[1]
+        status, state, _ = self._run("take", key, ["" if version is None else version])
+        if status == "sealed":
+            raise CartClosed("this cart is being merged into another and cannot be checked out")
+        return state
 
     def seal(self, key: CartKey) -> CartState:
         return self._run("seal", key, [int(time.time() * 1000)])[1]
@@ -347,64 +309,38 @@ class RedisStore(CartStore):
         limits: Limits,
         line_caps: Mapping[str, int] | None = None,
     ) -> MergeOutcome:
-        """WATCH the target, apply the shared merge rule, write absolute values in MULTI/EXEC.
+        """Read the target, apply the shared merge rule (lines.apply_merge), and write the
+        result with one compare-and-set script: only if the lines the rule looked at are
+        still as read, with the marker in the same write.
 
-        A concurrent change to the target aborts the EXEC and the merge is recomputed; the
-        marker, written in the same transaction, makes a repeated merge a no-op.
+        A target changed there answers its new content and the merge is recomputed from it,
+        a bounded number of times within the store's timeout. No WATCH: a frozen server
+        costs one timeout, not one per connection reset.
         """
-        import redis.exceptions as rex
-
         name = self.key(key)
-        with self._guard(), self.client.pipeline(transaction=True) as pipe:
+        deadline = time.monotonic() + self.timeout
+        with self._guard():
+            raw = self.client.hgetall(name)
             for _ in range(MERGE_ATTEMPTS):
-                try:
-                    pipe.watch(name)
-                    raw = pipe.hgetall(name)
-                    state = decode_hash(raw)
-                    if state.sealed:
-                        raise CartClosed("this cart was merged into another")
-                    if marker in state.merged:
-                        pipe.reset()
-                        return MergeOutcome(state, already_merged=True)
-                    lines, moved, dropped = apply_merge(
-                        state.lines, source, strategy, limits, line_caps
-                    )
-                    fields = {
-                        _text(k): _text(v) for k, v in (raw.items() if raw else [])
-                    }
-                    seq = int(fields.get("_n", 0))
-                    now = int(time.time() * 1000)
-                    pipe.multi()
-                    for product_id in state.lines.keys() - lines.keys():
-                        pipe.hdel(name, f"l:{product_id}")
-                    mapping: dict[str, Any] = {}
-                    for product_id, line in lines.items():
-                        if state.lines.get(product_id) == line:
-                            continue
-                        if product_id in state.lines:
-                            line_seq = int(fields[f"l:{product_id}"].split("|", 2)[1])
-                        else:
-                            seq += 1
-                            line_seq = seq
-                        mapping[f"l:{product_id}"] = encode_line(line, line_seq)
-                    mapping.update(
-                        {
-                            "_v": state.version + 1,
-                            "_u": now,
-                            "_n": seq,
-                            "_k": owner.customer_id or "",
-                            f"m:{marker}": now,
-                        }
-                    )
-                    pipe.hsetnx(name, "_c", now)
-                    pipe.hsetnx(name, "_i", new_op_id())
-                    pipe.hset(name, mapping=mapping)
-                    pipe.expire(name, owner.ttl)
-                    pipe.hgetall(name)
-                    new_raw = pipe.execute()[-1]
-                    return MergeOutcome(decode_hash(new_raw), moved, dropped)
-                except rex.WatchError:
-                    continue
+                state = decode_hash(raw)
+                if state.sealed:
+                    raise CartClosed("this cart was merged into another")
+                if marker in state.merged:
+                    return MergeOutcome(state, already_merged=True)
+                lines, moved, dropped = apply_merge(
+                    state.lines, source, strategy, limits, line_caps
+                )
+                args = _merge_args(_fields(raw), source, lines, marker, owner)
+                status, raw, _ = self._scripts["merge"](keys=[name], args=args)
+                status = _text(status)
+                if status == "ok":
+                    return MergeOutcome(decode_hash(raw), moved, dropped)
+                if status == "merged":
+                    return MergeOutcome(decode_hash(raw), already_merged=True)
+                if status == "sealed":
+                    raise CartClosed("this cart was merged into another")
+                if time.monotonic() > deadline:
+                    break
         raise StoreUnavailable("the cart changed too often to merge; try again")
 
     def get_ttl(self, key: CartKey) -> int:

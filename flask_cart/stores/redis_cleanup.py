@@ -1,13 +1,14 @@
-"""Cleanup for the Redis store: statistics, expired carts and merge leftovers.
+"""Cleanup for the Redis store: statistics and expired carts.
 
 Key TTLs do the routine expiry. This pass removes what they do not: carts older than a
-retention shorter than the TTL they were written with, and carts sealed by a merge that
-was interrupted (``_s`` set) once they are past a short grace period.
+retention shorter than the TTL they were written with. A cart sealed by a merge that was
+interrupted (``_s`` set) is kept under its kind's retention like any cart, as on the SQL
+store: the merge retried at the owner's next login needs it.
 
 The keys under the store's prefix are walked with ``SCAN`` (never ``KEYS``), one batch
 of at most `batch_size` keys at a time. Each batch goes to one small Lua script that,
-for each key, reads ``_u`` (last change, ms since epoch), ``_k`` (customer id, empty for
-a guest) and ``_s`` (sealed), decides whether the cart is due, and in "delete" mode
+for each key, reads ``_u`` (last change, ms since epoch) and ``_k`` (customer id, empty
+for a guest), decides whether the cart is due, and in "delete" mode
 deletes it there and then. The decision is made at delete time, inside the script, so
 a cart changed after its batch was scanned survives, and a cart deleted by a concurrent
 cleanup is neither deleted nor counted twice. The script answers with the batch's
@@ -34,7 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from ..cleanup import LEFTOVER_GRACE, CartStats, CleanupResult, Progress
+from ..cleanup import CartStats, CleanupResult, Progress
 
 if TYPE_CHECKING:
     from .redis import RedisStore
@@ -42,17 +43,18 @@ if TYPE_CHECKING:
 UTC = timezone.utc
 
 #: KEYS: carts. ARGV: mode ("count" or "delete"), then cut-offs in ms since epoch: guest,
-#: customer, sealed (a cart is due when its last change is older), changed-since-24 h,
+#: customer (a cart is due when its last change is older), changed-since-24 h,
 #: changed-since-7 d. Answers {carts, guests, changed 24 h, changed 7 d, oldest change
-#: (-1 when none), due guests, due customers, due leftovers}; in "delete" mode the due
-#: carts are deleted. A key that is not a cart (no ``_u``, or not a hash) is left alone.
+#: (-1 when none), due guests, due customers, 0 (leftovers: none since sealed carts age
+#: like any other)}; in "delete" mode the due carts are deleted. A key that is not a cart
+#: (no ``_u``, or not a hash) is left alone.
 CLEANUP_SCRIPT = """
 local delete = ARGV[1] == 'delete'
-local guest, customer, sealed = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local day, week = tonumber(ARGV[5]), tonumber(ARGV[6])
+local guest, customer = tonumber(ARGV[2]), tonumber(ARGV[3])
+local day, week = tonumber(ARGV[4]), tonumber(ARGV[5])
 local r = {0, 0, 0, 0, -1, 0, 0, 0}
 for _, key in ipairs(KEYS) do
-  local f = redis.pcall('HMGET', key, '_u', '_k', '_s')
+  local f = redis.pcall('HMGET', key, '_u', '_k')
   local u = nil
   if type(f) == 'table' and not f.err then u = tonumber(f[1]) end
   if u then
@@ -63,9 +65,7 @@ for _, key in ipairs(KEYS) do
     if u >= week then r[4] = r[4] + 1 end
     if r[5] < 0 or u < r[5] then r[5] = u end
     local kind = 0
-    if f[3] == '1' and u < sealed then
-      kind = 3
-    elseif is_guest then
+    if is_guest then
       if u < guest then kind = 1 end
     elseif u < customer then
       kind = 2
@@ -186,19 +186,8 @@ class _Batches:
         )
 
 
-def _cutoffs(
-    now: datetime,
-    guest_cutoff: datetime,
-    customer_cutoff: datetime,
-    sealed_cutoff: datetime | None,
-) -> list[datetime]:
-    return [
-        guest_cutoff,
-        customer_cutoff,
-        sealed_cutoff or now - LEFTOVER_GRACE,
-        now - timedelta(days=1),
-        now - timedelta(days=7),
-    ]
+def _cutoffs(now: datetime, guest_cutoff: datetime, customer_cutoff: datetime) -> list[datetime]:
+    return [guest_cutoff, customer_cutoff, now - timedelta(days=1), now - timedelta(days=7)]
 
 
 def cart_stats(
@@ -210,11 +199,14 @@ def cart_stats(
     sealed_cutoff: datetime | None = None,
     batch_size: int = 1000,
 ) -> CartStats:
-    """Counts over every cart hash under the prefix; deletes nothing."""
+    """Counts over every cart hash under the prefix; deletes nothing.
+
+    `sealed_cutoff` is accepted for the interface and unused: sealed carts age by kind.
+    """
     walk = _Batches(
         store,
         mode="count",
-        cutoffs=_cutoffs(now, guest_cutoff, customer_cutoff, sealed_cutoff),
+        cutoffs=_cutoffs(now, guest_cutoff, customer_cutoff),
         batch_size=batch_size,
     )
     with store._guard():
@@ -234,11 +226,12 @@ def delete_expired(
     sealed_cutoff: datetime | None = None,
     on_batch: BatchHook | None = None,
 ) -> CleanupResult:
-    """Delete the due carts batch by batch (or count them, with `dry_run`)."""
+    """Delete the due carts batch by batch (or count them, with `dry_run`); `sealed_cutoff`
+    is unused, as in cart_stats."""
     walk = _Batches(
         store,
         mode="count" if dry_run else "delete",
-        cutoffs=_cutoffs(datetime.now(UTC), guest_cutoff, customer_cutoff, sealed_cutoff),
+        cutoffs=_cutoffs(datetime.now(UTC), guest_cutoff, customer_cutoff),
         batch_size=batch_size,
     )
     with store._guard():

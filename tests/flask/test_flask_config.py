@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -10,6 +11,8 @@ import redis
 import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from flask_cart import CartManager, current_cart
 from flask_cart.manager import DEFAULTS
@@ -175,6 +178,27 @@ def test_redis_from_url_and_from_client(tmp_path, redis_client):
     finally:
         delete_prefix(client, prefix)
         client.close()
+
+
+@pytest.mark.redis
+def test_a_caller_supplied_redis_client_that_may_wait_long_is_warned_about(tmp_path, caplog):
+    """CART_STORE_TIMEOUT cannot reach a client the shop built: its own socket timeout and
+    retries bound a stalled Redis, so flask-cart says when they exceed the setting."""
+    patient = redis.Redis.from_url(FLASK_REDIS_URL)  # redis-py's defaults: 5 s, 10 retries
+    bounded = redis.Redis.from_url(
+        FLASK_REDIS_URL, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
+    )
+    try:
+        for client, warned in ((patient, True), (bounded, False)):
+            caplog.clear()
+            app = make_app(tmp_path, CART_STORE="redis", CART_REDIS=client, CART_STORE_TIMEOUT=1)
+            carts = CartManager(app)
+            with caplog.at_level(logging.WARNING, logger="flask_cart"), app.app_context():
+                carts.get_store()
+            assert ("CART_REDIS client may wait" in caplog.text) is warned, caplog.text
+    finally:
+        patient.close()
+        bounded.close()
 
 
 class MyStore(SQLStore):

@@ -1,0 +1,201 @@
+"""The Lua scripts of the Redis store (layout of the cart hash: see stores/redis.py).
+
+Each script is one atomic step on one key (one Redis Cluster slot) and one round trip.
+Integers are written with ``string.format('%d', n)``: Lua prints a number of 1e14 or
+more as ``1e+14``, which would leave the cart unreadable.
+"""
+
+from __future__ import annotations
+
+#: KEYS: the cart. ARGV: op id, now (ms), ttl, customer id, ops to remember, then the
+#: change's own arguments from ARGV[6]. Answers {status, the cart's HGETALL, extra}.
+_COMMON = """
+local key = KEYS[1]
+local op, now, ttl, customer = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local function int(n) return string.format('%d', n) end
+local function answer(status, extra)
+  return {status, redis.call('HGETALL', key), extra or ''}
+end
+local function line_count()
+  local n = 0
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    if string.sub(f, 1, 2) == 'l:' then n = n + 1 end
+  end
+  return n
+end
+local function commit()
+  local ops = redis.call('HGET', key, '_o') or ''
+  local kept = {op}
+  for id in string.gmatch(ops, '%S+') do
+    if #kept < tonumber(ARGV[5]) then kept[#kept + 1] = id end
+  end
+  redis.call('HINCRBY', key, '_v', 1)
+  redis.call('HSETNX', key, '_c', now)
+  redis.call('HSETNX', key, '_i', op)
+  redis.call('HSET', key, '_u', now, '_k', customer, '_o', table.concat(kept, ' '))
+  redis.call('EXPIRE', key, ttl)
+end
+if redis.call('HGET', key, '_s') == '1' then return answer('sealed') end
+local seen = ' ' .. (redis.call('HGET', key, '_o') or '') .. ' '
+if string.find(seen, ' ' .. op .. ' ', 1, true) then return answer('ok') end
+"""
+
+ADD = (
+    _COMMON
+    + """
+local field, qty, cost, extra = 'l:' .. ARGV[6], tonumber(ARGV[7]), ARGV[8], ARGV[9]
+local max_qty, max_lines = tonumber(ARGV[10]), tonumber(ARGV[11])
+local current = redis.call('HGET', key, field)
+local seq
+if current then
+  local q, s, _, old_extra = string.match(current, '^(%d+)|(%d+)|([^|]*)|(.*)$')
+  qty = qty + tonumber(q)
+  seq = s
+  if extra == '{}' then extra = old_extra end
+  if qty > max_qty then return answer('quantity_limit', q) end
+else
+  if line_count() >= max_lines then return answer('line_limit') end
+  seq = redis.call('HINCRBY', key, '_n', 1)
+end
+redis.call('HSET', key, field, int(qty) .. '|' .. int(seq) .. '|' .. cost .. '|' .. extra)
+commit()
+return answer('ok')
+"""
+)
+
+SET = (
+    _COMMON
+    + """
+local field, qty = 'l:' .. ARGV[6], tonumber(ARGV[7])
+local current = redis.call('HGET', key, field)
+if not current then return answer('missing') end
+if qty == 0 then
+  redis.call('HDEL', key, field)
+else
+  local rest = string.match(current, '^%d+(|.*)$')
+  redis.call('HSET', key, field, int(qty) .. rest)
+end
+commit()
+return answer('ok')
+"""
+)
+
+REMOVE = (
+    _COMMON
+    + """
+if redis.call('HDEL', key, 'l:' .. ARGV[6]) == 0 then return answer('missing') end
+commit()
+return answer('ok')
+"""
+)
+
+CLEAR = (
+    _COMMON
+    + """
+if redis.call('EXISTS', key) == 0 then return answer('ok') end
+for _, f in ipairs(redis.call('HKEYS', key)) do
+  if string.sub(f, 1, 2) == 'l:' then redis.call('HDEL', key, f) end
+end
+commit()
+return answer('ok')
+"""
+)
+
+#: A sealed cart (a merge in progress) is not taken: its lines belong to the merge.
+TAKE = """
+local all = redis.call('HGETALL', KEYS[1])
+if redis.call('HGET', KEYS[1], '_s') == '1' then return {'sealed', all, ''} end
+if ARGV[1] ~= '' and (redis.call('HGET', KEYS[1], '_v') or '0') ~= ARGV[1] then
+  return {'changed', all, ''}
+end
+redis.call('DEL', KEYS[1])
+return {'ok', all, ''}
+"""
+
+SEAL = """
+local key = KEYS[1]
+if redis.call('EXISTS', key) == 1 and redis.call('HGET', key, '_s') ~= '1' then
+  redis.call('HSET', key, '_s', '1', '_u', ARGV[1])
+  redis.call('HINCRBY', key, '_v', 1)
+end
+return {'ok', redis.call('HGETALL', key), ''}
+"""
+
+#: Compare-and-set of a merge computed by the client (lines.apply_merge) from one read.
+#: The rule only looks at the target's lines for the source's products and, when it adds
+#: lines, at how many there are: the write happens only if those are still as read
+#: ('changed' otherwise, with the cart as it is now), so changes to other lines do not
+#: make the merge start over. The marker is added, and the oldest markers past the limit
+#: dropped, in the same write.
+#: ARGV: the marker's field, now (ms), ttl, customer id, markers to keep, uid for a new
+#: cart, the line count read ('' when it does not matter), then counted groups: checks
+#: (field, value read or '' when absent), fields to delete, (field, value) to set, and new
+#: lines (field, head, tail: the value is head .. the next line sequence .. tail).
+MERGE = """
+local key = KEYS[1]
+local marker, now = ARGV[1], ARGV[2]
+local function answer(status)
+  return {status, redis.call('HGETALL', key), ''}
+end
+if redis.call('HGET', key, '_s') == '1' then return answer('sealed') end
+if redis.call('HEXISTS', key, marker) == 1 then return answer('merged') end
+local i = 8
+local function group(width)
+  local n = tonumber(ARGV[i])
+  local first = i + 1
+  i = first + n * width
+  return first, i - 1
+end
+local first, last = group(2)
+for j = first, last, 2 do
+  if (redis.call('HGET', key, ARGV[j]) or '') ~= ARGV[j + 1] then return answer('changed') end
+end
+if ARGV[7] ~= '' then
+  local n = 0
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    if string.sub(f, 1, 2) == 'l:' then n = n + 1 end
+  end
+  if string.format('%d', n) ~= ARGV[7] then return answer('changed') end
+end
+first, last = group(1)
+for j = first, last do redis.call('HDEL', key, ARGV[j]) end
+first, last = group(2)
+for j = first, last, 2 do redis.call('HSET', key, ARGV[j], ARGV[j + 1]) end
+first, last = group(3)
+for j = first, last, 3 do
+  local seq = redis.call('HINCRBY', key, '_n', 1)
+  redis.call('HSET', key, ARGV[j], ARGV[j + 1] .. string.format('%d', seq) .. ARGV[j + 2])
+end
+local older = {}
+local all = redis.call('HGETALL', key)
+for j = 1, #all, 2 do
+  local f = all[j]
+  if string.sub(f, 1, 2) == 'm:' and f ~= marker then
+    older[#older + 1] = {f, tonumber(all[j + 1]) or 0}
+  end
+end
+local keep = tonumber(ARGV[5]) - 1
+if #older > keep then
+  table.sort(older, function(a, b)
+    if a[2] ~= b[2] then return a[2] < b[2] end
+    return a[1] < b[1]
+  end)
+  for j = 1, #older - keep do redis.call('HDEL', key, older[j][1]) end
+end
+redis.call('HINCRBY', key, '_v', 1)
+redis.call('HSETNX', key, '_c', now)
+redis.call('HSETNX', key, '_i', ARGV[6])
+redis.call('HSET', key, '_u', now, '_k', ARGV[4], marker, now)
+redis.call('EXPIRE', key, ARGV[3])
+return answer('ok')
+"""
+
+SCRIPTS = {
+    "add": ADD,
+    "set": SET,
+    "remove": REMOVE,
+    "clear": CLEAR,
+    "take": TAKE,
+    "seal": SEAL,
+    "merge": MERGE,
+}
