@@ -53,12 +53,17 @@ def _ms(value: str | None) -> datetime | None:
 
 
 def _fields(raw: Any) -> dict[str, str]:
-    items = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2], strict=True)
-    return {_text(k): _text(v) for k, v in items}
+    """A cart hash's fields: from HGETALL (a dict) or a script's packed answer (NUL-joined)."""
+    if isinstance(raw, bytes):
+        raw = raw.decode()
+    if isinstance(raw, str):
+        parts = raw.split("\0") if raw else []
+        return dict(zip(parts[::2], parts[1::2], strict=True))
+    return {_text(k): _text(v) for k, v in raw.items()}
 
 
 def decode_hash(raw: Any) -> CartState:
-    """A cart hash (HGETALL as a flat list or a dict) to a CartState."""
+    """A cart hash (HGETALL's dict or a script's packed answer) to a CartState."""
     fields = _fields(raw)
     if not fields:
         return CartState()

@@ -7,14 +7,31 @@ more as ``1e+14``, which would leave the cart unreadable.
 
 from __future__ import annotations
 
+#: The cart's hash as one string, fields and values separated by NUL (no value holds
+#: one: identifiers and product ids are printable, JSON escapes control characters),
+#: leaving out the remembered op ids: one bulk reply is far cheaper to read than a list.
+_PACK = """
+local function packed(k)
+  local flat = redis.call('HGETALL', k)
+  local out = {}
+  for j = 1, #flat, 2 do
+    if flat[j] ~= '_o' then
+      out[#out + 1] = flat[j]
+      out[#out + 1] = flat[j + 1]
+    end
+  end
+  return table.concat(out, '\\0')
+end
+"""
+
 #: KEYS: the cart. ARGV: op id, now (ms), ttl, customer id, ops to remember, then the
-#: change's own arguments from ARGV[6]. Answers {status, the cart's HGETALL, extra}.
-_COMMON = """
+#: change's own arguments from ARGV[6]. Answers {status, the packed cart, extra}.
+_COMMON = _PACK + """
 local key = KEYS[1]
 local op, now, ttl, customer = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local function int(n) return string.format('%d', n) end
 local function answer(status, extra)
-  return {status, redis.call('HGETALL', key), extra or ''}
+  return {status, packed(key), extra or ''}
 end
 local function line_count()
   local n = 0
@@ -102,8 +119,8 @@ return answer('ok')
 )
 
 #: A sealed cart (a merge in progress) is not taken: its lines belong to the merge.
-TAKE = """
-local all = redis.call('HGETALL', KEYS[1])
+TAKE = _PACK + """
+local all = packed(KEYS[1])
 if redis.call('HGET', KEYS[1], '_s') == '1' then return {'sealed', all, ''} end
 if ARGV[1] ~= '' and (redis.call('HGET', KEYS[1], '_v') or '0') ~= ARGV[1] then
   return {'changed', all, ''}
@@ -112,13 +129,13 @@ redis.call('DEL', KEYS[1])
 return {'ok', all, ''}
 """
 
-SEAL = """
+SEAL = _PACK + """
 local key = KEYS[1]
 if redis.call('EXISTS', key) == 1 and redis.call('HGET', key, '_s') ~= '1' then
   redis.call('HSET', key, '_s', '1', '_u', ARGV[1])
   redis.call('HINCRBY', key, '_v', 1)
 end
-return {'ok', redis.call('HGETALL', key), ''}
+return {'ok', packed(key), ''}
 """
 
 #: Compare-and-set of a merge computed by the client (lines.apply_merge) from one read.
@@ -131,11 +148,11 @@ return {'ok', redis.call('HGETALL', key), ''}
 #: cart, the line count read ('' when it does not matter), then counted groups: checks
 #: (field, value read or '' when absent), fields to delete, (field, value) to set, and new
 #: lines (field, head, tail: the value is head .. the next line sequence .. tail).
-MERGE = """
+MERGE = _PACK + """
 local key = KEYS[1]
 local marker, now = ARGV[1], ARGV[2]
 local function answer(status)
-  return {status, redis.call('HGETALL', key), ''}
+  return {status, packed(key), ''}
 end
 if redis.call('HGET', key, '_s') == '1' then return answer('sealed') end
 if redis.call('HEXISTS', key, marker) == 1 then return answer('merged') end
