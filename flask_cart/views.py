@@ -4,7 +4,8 @@ Every route takes ``?instance=``. Successes answer the cart as JSON (form posts:
 same-site ``next``); failures answer ``{"error": {"code", "message"}}`` with the status of
 the error: 400 malformed, 403 cross-site, 404 unknown product or line, 422 over a cap or
 the stock, 503 store unavailable. Mutating routes refuse another site's ``Origin`` and
-``Sec-Fetch-Site: cross-site``; under Flask-WTF's CSRFProtect they also need its token.
+``Sec-Fetch-Site: cross-site``, except an ``Origin`` in CART_TRUSTED_ORIGINS; under
+Flask-WTF's CSRFProtect they also need its token.
 """
 
 from __future__ import annotations
@@ -42,19 +43,25 @@ class CrossSiteRequest(CartError):
 
 @blueprint.before_request
 def _refuse_cross_site() -> None:
+    """Changes from another site are refused, unless its Origin is in CART_TRUSTED_ORIGINS
+    (a browser sends ``Sec-Fetch-Site: cross-site`` with a trusted origin too)."""
     if request.method in SAFE_METHODS:
+        return
+    origin = request.headers.get("Origin")
+    if origin is not None and _trusted_origin(origin):
         return
     if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
         raise CrossSiteRequest("cross-site requests may not change the cart")
-    origin = request.headers.get("Origin")
     if origin is not None and not _same_site_origin(origin):
         raise CrossSiteRequest(f"requests from {origin[:100]!r} may not change the cart")
 
 
+def _trusted_origin(origin: str) -> bool:
+    return origin.strip().rstrip("/").lower() in request_carts().settings.trusted_origins
+
+
 def _same_site_origin(origin: str) -> bool:
     origin = origin.strip().rstrip("/").lower()
-    if origin in request_carts().settings.trusted_origins:
-        return True
     try:
         netloc = urlsplit(origin).netloc
     except ValueError:
