@@ -194,9 +194,10 @@ class CartManager:
         app.context_processor(_template_context)
         app.register_error_handler(StoreUnavailable, _store_unavailable)
         if app.config["CART_BLUEPRINT"]:
-            from .views import blueprint
+            from .views import blueprint, unmatched_route
 
             app.register_blueprint(blueprint, url_prefix=settings.url_prefix)
+            app.before_request(unmatched_route)
         if self._login is None:
             from .login import connect_login
 

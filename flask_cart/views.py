@@ -14,9 +14,9 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, flash, jsonify, redirect, request
+from flask import Blueprint, Response, current_app, flash, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from .body import MalformedBody, form_fields, quantity, read_body
 from .context import request_carts
@@ -167,6 +167,37 @@ def _no_cache(response: Response) -> Response:
     return response
 
 
+def unmatched_route() -> ResponseReturnValue | None:
+    """App-wide ``before_request``: a URL or method under CART_URL_PREFIX that matches no
+    route answers the JSON error (404 ``not_found``, 405 ``method_not_allowed``); anywhere
+    else the app handles it as it would without flask-cart.
+
+    Blueprint error handlers never see routing errors, and an app handler for 404 would
+    clash with the shop's own; Flask runs ``before_request`` before it raises the routing
+    error, so the answer is given here.
+    """
+    exc = request.routing_exception
+    if not isinstance(exc, (NotFound, MethodNotAllowed)) or not _under_prefix(request.path):
+        return None
+    if isinstance(exc, MethodNotAllowed):
+        allowed = ", ".join(exc.valid_methods or ())
+        message = f"{request.method} is not allowed here (allowed: {allowed})"
+        response, status = error_response("method_not_allowed", message, 405)
+        response.headers["Allow"] = allowed
+    else:
+        response, status = error_response("not_found", "no cart route matches this URL", 404)
+    return _no_cache(response), status
+
+
+def _under_prefix(path: str) -> bool:
+    """True for CART_URL_PREFIX and the paths below it (never for an empty prefix)."""
+    manager = current_app.extensions.get("cart")
+    if manager is None:
+        return False
+    prefix = manager.settings().url_prefix.rstrip("/")
+    return bool(prefix) and (path == prefix or path.startswith(prefix + "/"))
+
+
 # -- routes ----------------------------------------------------------------------------------
 
 
@@ -236,4 +267,4 @@ def post_cart() -> ResponseReturnValue:
     return _answer(cart)
 
 
-__all__ = ["CrossSiteRequest", "StoreUnavailable", "blueprint", "cart_json"]
+__all__ = ["CrossSiteRequest", "StoreUnavailable", "blueprint", "cart_json", "unmatched_route"]

@@ -387,3 +387,63 @@ def test_missing_product_loader_says_so(cart_store):
     CartManager(app)
     with pytest.raises(RuntimeError, match="product_loader"):
         app.test_client().post("/cart/items", json={"product_id": "sku-1"})
+
+
+# -- unmatched URLs and methods under the prefix answer the JSON error ----------------------
+
+UNMATCHED = [
+    ("PUT", "/cart", 405, "method_not_allowed"),
+    ("PATCH", "/cart", 405, "method_not_allowed"),
+    ("GET", "/cart/items", 405, "method_not_allowed"),
+    ("PUT", "/cart/items/sku-1", 405, "method_not_allowed"),
+    ("GET", "/cart/items/sku-1", 405, "method_not_allowed"),
+    ("DELETE", "/cart/items/p1%0A", 404, "not_found"),
+    ("PATCH", "/cart/items/p1%0A", 404, "not_found"),
+    ("GET", "/cart/nope", 404, "not_found"),
+    ("POST", "/cart/nope/deeper", 404, "not_found"),
+    ("DELETE", "/cart/items/", 404, "not_found"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "status", "code"), UNMATCHED)
+def test_unmatched_urls_under_the_prefix_answer_json(
+    client, cart_store, guest_with_cart, method, path, status, code
+):
+    key, before = guest_with_cart
+    response = client.open(path, method=method, json={"product_id": "sku-1", "quantity": 3})
+    assert response.status_code == status
+    assert response.is_json, response.data[:200]
+    assert response.json["error"]["code"] == code
+    assert set(response.json["error"]) == {"code", "message"}
+    if status == 405:
+        assert response.headers["Allow"]
+        assert method not in response.headers["Allow"]
+    assert raw_dump(cart_store, key) == before
+
+
+def test_unmatched_urls_outside_the_prefix_stay_the_shops(cart_store, products):
+    from tests.flask.shop import build_app
+
+    app, _ = build_app(cart_store, products, CART_URL_PREFIX="/api/basket")
+
+    @app.errorhandler(404)
+    def shop_not_found(exc: Any) -> Any:
+        return "the shop's own 404 page", 404
+
+    client = app.test_client()
+    for path in ("/nope", "/cart/nope", "/api/basketball", "/api/bask"):
+        response = client.get(path)
+        assert (response.status_code, response.text) == (404, "the shop's own 404 page")
+    response = client.post("/")  # the shop's GET-only page: Flask's own 405
+    assert response.status_code == 405 and not response.is_json
+    response = client.get("/api/basket/nope")
+    assert (response.status_code, response.json["error"]["code"]) == (404, "not_found")
+    response = client.put("/api/basket")
+    assert (response.status_code, response.json["error"]["code"]) == (405, "method_not_allowed")
+    assert client.get("/api/basket").status_code == 200
+
+
+def test_unmatched_urls_without_a_handler_keep_flasks_pages(client):
+    response = client.get("/nope")
+    assert response.status_code == 404 and not response.is_json
+    assert client.get("/cartoon").status_code == 404 and not client.get("/cartoon").is_json
