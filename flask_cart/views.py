@@ -19,6 +19,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from .body import MalformedBody, form_fields, quantity, read_body
+from .catalog import UNKNOWN_PRODUCT
 from .context import request_carts
 from .errors import CartError, StoreUnavailable
 from .lines import money_str
@@ -85,6 +86,7 @@ def cart_json(cart: RequestCart) -> dict[str, Any]:
     for line in state.lines.values():
         unit_cost = Decimal(line.unit_cost)
         available = line.extra.get("available", True) is not False
+        reason = None if available else line.extra.get("unavailable_reason", UNKNOWN_PRODUCT)
         line_total = unit_cost * line.quantity
         if available:
             total += line_total
@@ -98,6 +100,7 @@ def cart_json(cart: RequestCart) -> dict[str, Any]:
                 "line_total": money_str(line_total),
                 "price_changed": bool(line.extra.get("price_changed", False)),
                 "available": available,
+                "unavailable_reason": reason,
             }
         )
     updated = state.updated_at

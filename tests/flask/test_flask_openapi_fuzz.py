@@ -44,7 +44,7 @@ def check(response: Any) -> None:
             assert set(response.json["error"]) == {"code", "message"}
 
 
-def test_live_responses_match_the_spec(client, carts):
+def test_live_responses_match_the_spec(client, carts, products):
     responses = [
         client.get("/cart"),
         add(client, "sku-1", 2),
@@ -71,6 +71,11 @@ def test_live_responses_match_the_spec(client, carts):
     add(client, "sku-1")
     carts.clock = lambda: now + 60
     responses.append(client.get("/cart"))
+    products["sku-1"]["unit_cost"] = "NaN"  # bad catalogue data: the line shows unavailable
+    carts.clock = lambda: now + 120
+    responses.append(client.get("/cart"))
+    assert responses[-1].json["items"][0]["unavailable_reason"] == "bad_product_data"
+    responses.append(add(client, "sku-1"))  # 422 product_unavailable
     statuses = set()
     for response in responses:
         check(response)
