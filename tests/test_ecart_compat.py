@@ -11,6 +11,7 @@ import redis
 import sqlalchemy as sa
 
 from flask_cart.errors import StoreUnavailable
+from flask_cart.stores.base import MAX_REMEMBERED_OPS
 from flask_cart.stores.redis import RedisStore
 from flask_cart.stores.sql import SQLStore
 from tests.conftest import REDIS_URL, delete_prefix
@@ -50,7 +51,8 @@ def test_a_resent_change_is_applied_once(make_store):
 
     cart = Cart("u1", store)
     cart.add("a", 1)
-    args = ["same-op-id", int(time.time() * 1000), 600, "", "a", 1, "1", "{}", 999, 100]
+    head = ["same-op-id", int(time.time() * 1000), 600, "", MAX_REMEMBERED_OPS]
+    args = [*head, "a", 1, "1", "{}", 999, 100]
     for _ in range(3):  # e.g. a client library retrying after a lost answer
         store._scripts["add"](keys=[store.key(cart.key)], args=args)
     assert cart.get_product("a")["quantity"] == 2
