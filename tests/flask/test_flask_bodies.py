@@ -6,28 +6,39 @@ import http.client
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from flask import jsonify
+from flask_wtf.csrf import CSRFProtect, generate_csrf
 from werkzeug.serving import make_server
 
 from flask_cart.stores.base import CartKey
-from tests.flask.shop import add, guest_id_of, stored
+from tests.flask.shop import add, build_app, guest_id_of, stored
 from tests.helpers import raw_dump
 
 BOUNDARY = "----flask-cart-test"
 
 
-@pytest.fixture
-def server(app: Any) -> Iterator[tuple[str, int]]:
-    """The shop on a real (werkzeug) HTTP server in a thread: (host, port)."""
+@contextmanager
+def serve(app: Any) -> Iterator[tuple[str, int]]:
+    """`app` on a real (werkzeug) HTTP server in a thread: (host, port)."""
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield "127.0.0.1", httpd.server_port
-    httpd.shutdown()
-    thread.join(5)
+    try:
+        yield "127.0.0.1", httpd.server_port
+    finally:
+        httpd.shutdown()
+        thread.join(5)
+
+
+@pytest.fixture
+def server(app: Any) -> Iterator[tuple[str, int]]:
+    with serve(app) as address:
+        yield address
 
 
 def multipart(fields: dict[str, str]) -> bytes:
@@ -56,7 +67,7 @@ def send(
 ) -> tuple[int, str, dict[str, Any] | None]:
     """POST `body` (in 4 KB chunks when `chunked`): status, Location, JSON body or None."""
     conn = http.client.HTTPConnection(*address, timeout=10)
-    headers = {"Content-Type": content_type, "Cookie": f"guest_cart_id={cookie}"}
+    headers = {"Content-Type": content_type, "Cookie": cookie}
     try:
         if chunked:
             chunks = (body[i : i + 4096] for i in range(0, len(body), 4096))
@@ -78,7 +89,7 @@ def send(
 def guest(client, cart_store):
     add(client, "sku-1", 2)
     key = CartKey(guest_id_of(client))
-    return key, client.get_cookie("guest_cart_id").value
+    return key, f"guest_cart_id={client.get_cookie('guest_cart_id').value}"
 
 
 @pytest.mark.parametrize("kind", BODIES)
@@ -125,3 +136,32 @@ def test_a_bad_chunked_form_answers_a_4xx(server, cart_store, guest, kind):
     status, _, _ = send(server, "/cart/items", broken, content_type, cookie, chunked=True)
     assert 300 <= status < 500
     assert raw_dump(cart_store, key) == before
+
+
+def test_a_form_the_app_parsed_first_is_capped_too(cart_store, products):
+    """Flask-WTF's CSRFProtect reads the form before the cart route: still 16 KB at most."""
+    app, _ = build_app(cart_store, products, WTF_CSRF_ENABLED=True)
+    CSRFProtect(app)
+
+    @app.get("/token")
+    def token() -> Any:
+        return jsonify(token=generate_csrf())
+
+    with serve(app) as address:
+        conn = http.client.HTTPConnection(*address, timeout=10)
+        conn.request("GET", "/token")
+        response = conn.getresponse()
+        csrf = json.loads(response.read())["token"]
+        cookie = response.getheader("Set-Cookie", "").split(";", 1)[0]
+        conn.close()
+        content_type, encode = BODIES["urlencoded"]
+        fields = {"product_id": "sku-3", "csrf_token": csrf, "next": "/done"}
+        status, _, answer = send(
+            address, "/cart/items", encode({**fields, "note": "x" * 20000}), content_type,
+            cookie, chunked=True,
+        )
+        assert (status, answer and answer["error"]["code"]) == (400, "malformed_body")
+        status, location, _ = send(
+            address, "/cart/items", encode(fields), content_type, cookie, chunked=True
+        )
+        assert (status, location.rsplit("/", 1)[-1]) == (303, "done")
