@@ -1,6 +1,7 @@
 # flask-cart: development tasks (GNU make).
 #
 #   make test    install into .venv, start the services, lint, type-check, run pytest
+#   make test-lowest  pytest in .venv-lowest, every dependency at its declared lower bound
 #   make demo    run the demo shop on http://127.0.0.1:5000
 #   make lint    ruff and mypy only
 #   make bench   run the benchmarks in bench/
@@ -17,8 +18,10 @@ SERVICES_ARGS ?= --chromium
 
 TEST_STAMP = $(VENV)/.installed-test
 DEMO_STAMP = $(VENV)/.installed-demo
+LOWEST = .venv-lowest
+LOWEST_STAMP = $(LOWEST)/.installed-lowest
 
-.PHONY: all test services lint demo bench dist clean distclean
+.PHONY: all test test-lowest services lint demo bench dist clean distclean
 
 all: test
 
@@ -26,6 +29,16 @@ $(TEST_STAMP): setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+# The runtime and test requirements pinned to their floors (scripts/lowest_pins.py); pip
+# resolves what they need in turn. The linters have no floor and are not installed there.
+$(LOWEST_STAMP): setup.cfg pyproject.toml scripts/lowest_pins.py
+	rm -rf $(LOWEST)
+	$(PY) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install -q --upgrade pip
+	$(PY) scripts/lowest_pins.py setup.cfg test > $(LOWEST)/pins.txt
+	$(LOWEST)/bin/python -m pip install -q -e . -r $(LOWEST)/pins.txt
 	touch $@
 
 $(DEMO_STAMP): setup.cfg pyproject.toml
@@ -44,6 +57,10 @@ lint: $(TEST_STAMP)
 test: $(TEST_STAMP) services lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+test-lowest: $(LOWEST_STAMP) services
+	@echo "test-lowest: $$(sed 's/;.*//' $(LOWEST)/pins.txt | tr '\n' ' ')"
+	$(LOWEST)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
 demo: $(DEMO_STAMP)
 	$(BIN)/python -m demo_app
 
@@ -57,8 +74,8 @@ dist: $(TEST_STAMP)
 	$(BIN)/python -m build
 
 clean:
-	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis .ci/junit.xml
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis .ci/junit*.xml
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(LOWEST)

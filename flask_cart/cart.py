@@ -7,6 +7,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from .catalog import UNKNOWN_PRODUCT
 from .errors import CartChanged, InvalidInput
 from .lines import (
     CartState,
@@ -356,6 +357,7 @@ def snapshot(key: CartKey, state: CartState) -> dict[str, Any]:
 def line_json(line: Line) -> dict[str, Any]:
     """One line in the JSON form of the cart routes."""
     name = line.extra.get("name")
+    available = is_available(line)
     return {
         "product_id": line.product_id,
         "name": None if name is None else str(name),
@@ -363,7 +365,10 @@ def line_json(line: Line) -> dict[str, Any]:
         "unit_cost": line.unit_cost,
         "line_total": money_str(Decimal(line.unit_cost) * line.quantity),
         "price_changed": bool(line.extra.get("price_changed", False)),
-        "available": is_available(line),
+        "available": available,
+        "unavailable_reason": (
+            None if available else line.extra.get("unavailable_reason", UNKNOWN_PRODUCT)
+        ),
     }
 
 

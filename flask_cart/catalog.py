@@ -1,17 +1,28 @@
-"""Products as the app's `product_loader` describes them, and re-pricing cart lines."""
+"""Products as the app's `product_loader` describes them, and re-pricing cart lines.
+
+A loader that raises or gives unusable data (a NaN or negative price, a float stock) is
+the shop's bug: it is logged on the "flask_cart" logger, the product cannot be added, and
+a line already in a cart shows ``available: false`` with a reason instead of a 500.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from .errors import CartError
+from .errors import CartError, ProductUnavailable
 from .lines import CartState, Line, parse_money
 
 ProductLoader = Callable[[str], Any]
-FLAGS = ("price_changed", "available")
+FLAGS = ("price_changed", "available", "unavailable_reason")
+UNKNOWN_PRODUCT = "unknown_product"
+BAD_PRODUCT_DATA = "bad_product_data"
+LOADER_ERROR = "loader_error"
+
+log = logging.getLogger("flask_cart")
 
 
 @dataclass(frozen=True)
@@ -47,12 +58,19 @@ def as_product(product_id: str, value: Any) -> Product | None:
     return Product(unit_cost, None if name is None else str(name), stock)
 
 
+@dataclass(frozen=True)
+class Unavailable:
+    """Why the catalogue cannot sell a product now: one of the reasons above."""
+
+    reason: str
+
+
 class Catalog:
     """The request's view of the product loader: each product is looked up once."""
 
     def __init__(self, loader: ProductLoader | None) -> None:
         self.loader = loader
-        self._seen: dict[str, Product | None] = {}
+        self._seen: dict[str, Product | Unavailable] = {}
 
     @property
     def available(self) -> bool:
@@ -62,44 +80,76 @@ class Catalog:
         """The product, or None when the loader does not know it.
 
         A loader raising LookupError or ValueError (say, ``int(product_id)`` on "abc") is
-        taken as "unknown product".
+        taken as "unknown product"; any other exception, or unusable data, raises
+        ProductUnavailable (422).
         """
+        entry = self.lookup(product_id)
+        if isinstance(entry, Product):
+            return entry
+        if entry.reason == UNKNOWN_PRODUCT:
+            return None
+        raise ProductUnavailable(
+            f"product {product_id!r} cannot be sold now: the catalogue could not describe it",
+            product_id=product_id,
+            reason=entry.reason,
+        )
+
+    def lookup(self, product_id: str) -> Product | Unavailable:
+        """The product, or why it is unavailable (logged once per request); never raises."""
         if self.loader is None:
             raise RuntimeError(
                 "flask-cart needs a product loader: decorate a function with "
                 "@carts.product_loader (product_id -> None or an object with unit_cost)"
             )
         if product_id not in self._seen:
-            try:
-                value = self.loader(product_id)
-            except (LookupError, ValueError):
-                value = None
-            self._seen[product_id] = as_product(product_id, value)
+            self._seen[product_id] = self._load(self.loader, product_id)
         return self._seen[product_id]
+
+    @staticmethod
+    def _load(loader: ProductLoader, product_id: str) -> Product | Unavailable:
+        try:
+            value = loader(product_id)
+        except (LookupError, ValueError):
+            return Unavailable(UNKNOWN_PRODUCT)
+        except Exception:
+            log.exception("flask-cart: product_loader(%r) raised", product_id)
+            return Unavailable(LOADER_ERROR)
+        try:
+            product = as_product(product_id, value)
+        except TypeError as exc:
+            log.error("flask-cart: %s", exc)
+            return Unavailable(BAD_PRODUCT_DATA)
+        except Exception:
+            log.exception("flask-cart: reading product_loader(%r)'s answer raised", product_id)
+            return Unavailable(BAD_PRODUCT_DATA)
+        return Unavailable(UNKNOWN_PRODUCT) if product is None else product
 
     def stock_caps(self, product_ids: Any) -> dict[str, int]:
         """Stock per product for the merge clamp (products without `stock` are not capped)."""
         caps = {}
         for product_id in product_ids:
-            product = self.get(product_id)
-            if product is not None and product.stock is not None:
+            product = self.lookup(product_id)
+            if isinstance(product, Product) and product.stock is not None:
                 caps[product_id] = max(product.stock, 0)
         return caps
 
     def reprice(self, state: CartState) -> CartState:
         """Lines at today's prices: `price_changed` where the price moved, `available`
-        False (price kept, left out of totals) where the loader no longer knows the product.
+        False (price kept, left out of totals) with an `unavailable_reason` where the loader
+        no longer knows the product, fails, or describes it with unusable data.
         Without a loader the state is returned as stored.
         """
         if self.loader is None or not state.lines:
             return state
         lines = {}
         for product_id, line in state.lines.items():
-            extra = {k: v for k, v in line.extra.items() if k not in FLAGS}
-            product = self.get(product_id)
+            extra = strip_flags(line.extra)
+            product = self.lookup(product_id)
             unit_cost = line.unit_cost
-            if product is None:
-                extra.update(price_changed=False, available=False)
+            if isinstance(product, Unavailable):
+                extra.update(
+                    price_changed=False, available=False, unavailable_reason=product.reason
+                )
             else:
                 unit_cost = format(product.unit_cost, "f")
                 extra["price_changed"] = Decimal(line.unit_cost) != product.unit_cost

@@ -80,6 +80,16 @@ class StockExceeded(LimitExceeded):
     code = "insufficient_stock"
 
 
+class ProductUnavailable(CartError):
+    """The product loader failed, or described the product with unusable data (422).
+
+    `details` holds `product_id` and `reason` ("bad_product_data" or "loader_error").
+    """
+
+    code = "product_unavailable"
+    status = 422
+
+
 class CartClosed(CartError):
     """The cart was merged away or is being merged; it takes no more changes (409)."""
 

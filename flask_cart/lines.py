@@ -162,7 +162,7 @@ def parse_money(value: object) -> Decimal:
     exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -6:
         raise InvalidPrice("unit_cost has more than 6 decimal places")
-    return amount
+    return amount.copy_abs() if amount.is_zero() else amount  # "-0.00" is "0.00"
 
 
 def money_str(amount: Decimal) -> str:
@@ -281,14 +281,14 @@ def apply_merge(
             wanted = incoming.quantity
         else:
             wanted = current.quantity
-        quantity = (
-            max(0, min(wanted, ceiling)) if wanted != current.quantity else wanted
-        )
-        keep = incoming if strategy == "guest" else current
-        if quantity == 0:
-            del result[product_id]
+        # Only units the guest adds are clamped: the customer's own line is never cut or
+        # deleted by a merge (a "guest" merge may still lower it to the guest's quantity).
+        if wanted > current.quantity:
+            quantity = max(current.quantity, min(wanted, ceiling))
         else:
-            result[product_id] = Line(product_id, quantity, keep.unit_cost, keep.extra)
+            quantity = wanted
+        keep = incoming if strategy == "guest" else current
+        result[product_id] = Line(product_id, quantity, keep.unit_cost, keep.extra)
         if quantity != current.quantity:
             moved[product_id] = quantity - current.quantity
     return result, moved, tuple(dropped)

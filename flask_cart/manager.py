@@ -218,8 +218,9 @@ class CartManager:
         app.context_processor(_template_context)
         app.register_error_handler(StoreUnavailable, _store_unavailable)
         if app.config["CART_BLUEPRINT"]:
-            from .views import blueprint
+            from .views import blueprint, unmatched_route
 
+            app.before_request(unmatched_route)  # before the blueprint's own hooks
             app.register_blueprint(blueprint, url_prefix=settings.url_prefix)
         else:  # the blueprint registers them otherwise
             app.before_request(prepare_request)

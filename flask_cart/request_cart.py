@@ -209,8 +209,10 @@ class RequestCart(Cart):
 
     def _token_part(self, line: Line) -> list[Any]:
         """A line's part of the token, with whether the stock still covers it."""
-        product = self._ctx.catalog.get(line.product_id) if self._ctx.catalog.available else None
-        short = product is not None and product.stock is not None and line.quantity > product.stock
+        catalog = self._ctx.catalog
+        product = catalog.lookup(line.product_id) if catalog.available else None
+        stock = getattr(product, "stock", None)
+        short = stock is not None and line.quantity > stock
         return [*super()._token_part(line), short]
 
     def _view(self, state: CartState) -> CartState:

@@ -4,28 +4,23 @@ Every route takes ``?instance=``. Successes answer the cart as JSON (form posts:
 same-site ``next``); failures answer ``{"error": {"code", "message"}}`` with the status of
 the error: 400 malformed, 403 cross-site, 404 unknown product or line, 422 over a cap or
 the stock, 503 store unavailable. Mutating routes refuse another site's ``Origin`` and
-``Sec-Fetch-Site: cross-site``; under Flask-WTF's CSRFProtect they also need its token.
+``Sec-Fetch-Site: cross-site``, except an ``Origin`` in CART_TRUSTED_ORIGINS; under
+Flask-WTF's CSRFProtect they also need its token.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, flash, jsonify, redirect, request
+from flask import Blueprint, Response, current_app, flash, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
+from .body import MalformedBody, form_fields, quantity, read_body
 from .context import finish_request, prepare_request, request_carts
-from .errors import (
-    CartError,
-    InvalidIdempotencyKey,
-    InvalidInput,
-    InvalidQuantity,
-    StoreUnavailable,
-)
+from .errors import CartError, InvalidIdempotencyKey, StoreUnavailable
 from .request_cart import RequestCart
 
 blueprint = Blueprint("flask_cart", __name__)
@@ -33,17 +28,10 @@ blueprint = Blueprint("flask_cart", __name__)
 blueprint.before_app_request(prepare_request)
 blueprint.after_app_request(finish_request)
 
-MAX_BODY_BYTES = 16 * 1024
-JSON_INT_LIMIT = 2**31 - 1
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-_DIGITS = re.compile(r"[0-9]{1,10}")
 _IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
-_FORM = "flask_cart.form"
-
-
-class MalformedBody(InvalidInput):
-    code = "malformed_body"
+#: Form errors answer the JSON error (not a flash and a redirect) with these statuses.
+JSON_ONLY_STATUSES = (403, 503)
 
 
 class CrossSiteRequest(CartError):
@@ -58,84 +46,30 @@ class CrossSiteRequest(CartError):
 
 @blueprint.before_request
 def _refuse_cross_site() -> None:
+    """Changes from another site are refused, unless its Origin is in CART_TRUSTED_ORIGINS
+    (a browser sends ``Sec-Fetch-Site: cross-site`` with a trusted origin too)."""
     if request.method in SAFE_METHODS:
+        return
+    origin = request.headers.get("Origin")
+    if origin is not None and _trusted_origin(origin):
         return
     if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
         raise CrossSiteRequest("cross-site requests may not change the cart")
-    origin = request.headers.get("Origin")
     if origin is not None and not _same_site_origin(origin):
         raise CrossSiteRequest(f"requests from {origin[:100]!r} may not change the cart")
 
 
+def _trusted_origin(origin: str) -> bool:
+    return origin.strip().rstrip("/").lower() in request_carts().settings.trusted_origins
+
+
 def _same_site_origin(origin: str) -> bool:
     origin = origin.strip().rstrip("/").lower()
-    if origin in request_carts().settings.trusted_origins:
-        return True
     try:
         netloc = urlsplit(origin).netloc
     except ValueError:
         return False
     return bool(netloc) and netloc == request.host.lower()
-
-
-def _is_form() -> bool:
-    return request.mimetype in FORM_TYPES
-
-
-def _body() -> dict[str, Any]:
-    """The request body as a dict: a JSON object or form fields; {} when there is none."""
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise MalformedBody(f"the body is larger than {MAX_BODY_BYTES} bytes")
-    if _is_form():
-        request.environ[_FORM] = True
-        request.max_content_length = MAX_BODY_BYTES
-        try:
-            return {key: request.form.get(key) for key in request.form}
-        except HTTPException:
-            raise MalformedBody("the form body could not be read") from None
-    request.max_content_length = MAX_BODY_BYTES  # also bounds a chunked body
-    try:
-        raw = request.get_data(cache=True)
-    except HTTPException:
-        raise MalformedBody(f"the body is larger than {MAX_BODY_BYTES} bytes") from None
-    if not raw.strip():
-        return {}
-    if not request.is_json:
-        raise MalformedBody("send JSON (Content-Type: application/json) or a form")
-    try:
-        data = json.loads(raw, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):
-        raise MalformedBody("the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise MalformedBody("the body must be a JSON object")
-    return data
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number")
-
-
-def _quantity(data: dict[str, Any], default: int | None = None) -> Any:
-    """The body's quantity: a JSON integer (or a form's digits); range checked by the cart."""
-    if "quantity" not in data:
-        if default is None:
-            raise InvalidQuantity("quantity is required")
-        return default
-    value = data["quantity"]
-    if request.environ.get(_FORM) and isinstance(value, str):
-        if not _DIGITS.fullmatch(value.strip()):
-            raise InvalidQuantity("quantity must be a whole number")
-        value = int(value)
-    if type(value) is not int:
-        raise InvalidQuantity(f"quantity must be an integer, got {_json_type(value)}")
-    if not -JSON_INT_LIMIT <= value <= JSON_INT_LIMIT:
-        raise InvalidQuantity("quantity is out of range")
-    return value
-
-
-def _json_type(value: Any) -> str:
-    names = {bool: "boolean", float: "number", str: "string", list: "array", dict: "object"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def _cart() -> RequestCart:
@@ -167,15 +101,16 @@ def cart_json(cart: RequestCart) -> dict[str, Any]:
 
 
 def _answer(cart: RequestCart) -> ResponseReturnValue:
-    if request.environ.get(_FORM):
+    if form_fields() is not None:
         return redirect(_next_url(), code=303)
     return jsonify(cart_json(cart))
 
 
 def _next_url() -> str:
     """The form's `next` when it stays on this site, else a same-site Referer, else "/"."""
-    for candidate in (request.form.get("next"), request.referrer):
-        if candidate and _same_site_url(candidate):
+    fields = form_fields() or {}
+    for candidate in (fields.get("next"), request.referrer):
+        if isinstance(candidate, str) and candidate and _same_site_url(candidate):
             return candidate
     return "/"
 
@@ -198,7 +133,7 @@ def error_response(code: str, message: str, status: int) -> tuple[Response, int]
 
 @blueprint.errorhandler(CartError)
 def _cart_error(exc: CartError) -> Any:
-    if request.environ.get(_FORM) and exc.status not in (403, 503):
+    if form_fields() is not None and exc.status not in JSON_ONLY_STATUSES:
         flash(exc.message, "cart-error")
         return redirect(_next_url(), code=303)
     return error_response(exc.code, exc.message, exc.status)
@@ -220,6 +155,37 @@ def _no_cache(response: Response) -> Response:
     return response
 
 
+def unmatched_route() -> ResponseReturnValue | None:
+    """App-wide ``before_request``: a URL or method under CART_URL_PREFIX that matches no
+    route answers the JSON error (404 ``not_found``, 405 ``method_not_allowed``); anywhere
+    else the app handles it as it would without flask-cart.
+
+    Blueprint error handlers never see routing errors, and an app handler for 404 would
+    clash with the shop's own; Flask runs ``before_request`` before it raises the routing
+    error, so the answer is given here.
+    """
+    exc = request.routing_exception
+    if not isinstance(exc, (NotFound, MethodNotAllowed)) or not _under_prefix(request.path):
+        return None
+    if isinstance(exc, MethodNotAllowed):
+        allowed = ", ".join(exc.valid_methods or ())
+        message = f"{request.method} is not allowed here (allowed: {allowed})"
+        response, status = error_response("method_not_allowed", message, 405)
+        response.headers["Allow"] = allowed
+    else:
+        response, status = error_response("not_found", "no cart route matches this URL", 404)
+    return _no_cache(response), status
+
+
+def _under_prefix(path: str) -> bool:
+    """True for CART_URL_PREFIX and the paths below it (never for an empty prefix)."""
+    manager = current_app.extensions.get("cart")
+    if manager is None:
+        return False
+    prefix = manager.settings().url_prefix.rstrip("/")
+    return bool(prefix) and (path == prefix or path.startswith(prefix + "/"))
+
+
 # -- routes ----------------------------------------------------------------------------------
 
 
@@ -232,18 +198,18 @@ def view_cart() -> ResponseReturnValue:
 @blueprint.post("/items")
 def add_item() -> ResponseReturnValue:
     """Add `quantity` (default 1) units of `product_id` at the loader's price."""
-    data = _body()
+    data = read_body()
     cart = _cart()
-    cart.add_item(data.get("product_id"), _quantity(data, default=1))
+    cart.add_item(data.get("product_id"), quantity(data, default=1))
     return _answer(cart)
 
 
 @blueprint.patch("/items/<path:product_id>")
 def update_item(product_id: str) -> ResponseReturnValue:
     """Set the line's quantity; 0 removes it."""
-    data = _body()
+    data = read_body()
     cart = _cart()
-    cart.set_item(product_id, _quantity(data))
+    cart.set_item(product_id, quantity(data))
     return _answer(cart)
 
 
@@ -266,11 +232,11 @@ def clear_cart() -> ResponseReturnValue:
 @blueprint.post("/items/<path:product_id>")
 def post_item(product_id: str) -> ResponseReturnValue:
     """For forms: ``_method=PATCH`` (with `quantity`) or ``_method=DELETE``."""
-    data = _body()
+    data = read_body()
     method = str(data.get("_method", "")).upper()
     cart = _cart()
     if method == "PATCH":
-        cart.set_item(product_id, _quantity(data))
+        cart.set_item(product_id, quantity(data))
     elif method == "DELETE":
         cart.remove_item(product_id)
     else:
@@ -281,7 +247,7 @@ def post_item(product_id: str) -> ResponseReturnValue:
 @blueprint.post("", strict_slashes=False)
 def post_cart() -> ResponseReturnValue:
     """For forms: ``_method=DELETE`` empties the cart."""
-    data = _body()
+    data = read_body()
     if str(data.get("_method", "")).upper() != "DELETE":
         raise MalformedBody("_method must be DELETE")
     cart = _cart()
@@ -289,4 +255,4 @@ def post_cart() -> ResponseReturnValue:
     return _answer(cart)
 
 
-__all__ = ["CrossSiteRequest", "StoreUnavailable", "blueprint", "cart_json"]
+__all__ = ["CrossSiteRequest", "StoreUnavailable", "blueprint", "cart_json", "unmatched_route"]

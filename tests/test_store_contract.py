@@ -235,6 +235,23 @@ def test_merge_is_clamped_to_the_caps_and_stock(store):
     assert moved == {"a": 2, "c": 2}
 
 
+@pytest.mark.parametrize("strategy", ["sum", "max", "guest", "customer"])
+def test_a_merge_never_deletes_the_customers_own_line(store, strategy):
+    """Stock now 0: the guest's units are not added, and the customer's own line stays."""
+    customer = Cart("c1", store, customer_id="1")
+    customer.add("gone", 1, 3)
+    customer.add("low", 1, 4)
+    guest = Cart("g1", store)
+    guest.add("gone", 1, 2)
+    guest.add("low", 1, 5)
+    customer.merge(guest, strategy, line_caps={"gone": 0, "low": 1})
+    quantities = {pid: d["quantity"] for pid, d in customer.get().items()}
+    if strategy == "guest":  # the guest's quantity wins where it is lower, never 0
+        assert quantities == {"gone": 2, "low": 4}
+    else:
+        assert quantities == {"gone": 3, "low": 4}
+
+
 def test_merge_is_idempotent_after_a_crash_before_the_guest_is_deleted(store):
     customer = Cart("c1", store, customer_id="1")
     customer.add("a", 1, 1)

@@ -108,6 +108,19 @@ def test_bad_prices_are_refused(store, cart, price):
     assert raw_dump(store, cart.key) == before
 
 
+@pytest.mark.parametrize(
+    ("price", "stored"),
+    [("-0", "0"), ("-0.00", "0.00"), (" -0.0 ", "0.0"), (Decimal("-0"), "0"), ("-0E+2", "0")],
+    ids=repr,
+)
+def test_negative_zero_prices_are_stored_as_zero(store, price, stored):
+    cart = Cart("u1", store)
+    cart.add("free", price)
+    assert store.load(cart.key).lines["free"].unit_cost == stored
+    assert str(cart.get_product("free")["unit_cost"]) == stored
+    assert str(cart.total_cost()) in ("0", "0.00", "0.0")
+
+
 @pytest.mark.parametrize("details", BAD_DETAILS, ids=lambda d: next(iter(d)))
 def test_bad_details_are_refused(store, cart, details):
     before = raw_dump(store, cart.key)

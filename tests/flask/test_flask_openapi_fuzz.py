@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openapi_core import OpenAPI
@@ -15,9 +16,12 @@ from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAP
 from werkzeug.wrappers import Request
 
 import flask_cart
+from flask_cart.manager import DEFAULTS
 from tests.flask.shop import add
 
-SPEC = OpenAPI.from_file_path(str(Path(flask_cart.__file__).parent / "openapi.yaml"))
+SPEC_PATH = Path(flask_cart.__file__).parent / "openapi.yaml"
+SPEC = OpenAPI.from_file_path(str(SPEC_PATH))
+CHANGE_METHODS = ("post", "patch", "delete")
 ALLOWED = {200, 303, 400, 403, 404, 409, 422}
 
 
@@ -44,7 +48,7 @@ def check(response: Any) -> None:
             assert set(response.json["error"]) == {"code", "message"}
 
 
-def test_live_responses_match_the_spec(client, carts):
+def test_live_responses_match_the_spec(client, carts, products):
     responses = [
         client.get("/cart"),
         add(client, "sku-1", 2),
@@ -71,11 +75,44 @@ def test_live_responses_match_the_spec(client, carts):
     add(client, "sku-1")
     carts.clock = lambda: now + 60
     responses.append(client.get("/cart"))
+    products["sku-1"]["unit_cost"] = "NaN"  # bad catalogue data: the line shows unavailable
+    carts.clock = lambda: now + 120
+    responses.append(client.get("/cart"))
+    assert responses[-1].json["items"][0]["unavailable_reason"] == "bad_product_data"
+    responses.append(add(client, "sku-1"))  # 422 product_unavailable
     statuses = set()
     for response in responses:
         check(response)
         statuses.add(response.status_code)
     assert statuses == {200, 303, 400, 403, 404, 422}
+
+
+def test_spec_lists_the_default_instances():
+    raw = yaml.safe_load(SPEC_PATH.read_text())
+    instance = raw["components"]["parameters"]["instance"]
+    assert instance["schema"]["enum"] == list(DEFAULTS["CART_INSTANCES"])
+    assert "CART_INSTANCES decides" in instance["description"].replace("\n", " ")
+
+
+def test_spec_documents_idempotency_keys_and_503_on_every_change():
+    raw = yaml.safe_load(SPEC_PATH.read_text())
+    components = raw["components"]
+    key = components["parameters"]["idempotencyKey"]
+    assert (key["name"], key["in"], key["required"]) == ("Idempotency-Key", "header", False)
+    assert (key["schema"]["minLength"], key["schema"]["maxLength"]) == (1, 255)
+    changes = 0
+    for path, item in raw["paths"].items():
+        for method, operation in item.items():
+            if method not in CHANGE_METHODS:
+                continue
+            changes += 1
+            refs = [p.get("$ref", "") for p in operation.get("parameters", [])]
+            assert "#/components/parameters/idempotencyKey" in refs, (method, path)
+            ref = operation["responses"]["503"]["$ref"].rsplit("/", 1)[-1]
+            description = " ".join(components["responses"][ref]["description"].split())
+            assert "may or may not have been applied" in description, (method, path)
+            assert "same Idempotency-Key is safe" in description, (method, path)
+    assert changes == 6
 
 
 JSON = st.recursive(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -38,6 +39,7 @@ def test_guest_journey(app, client, cart_store):
                 "line_total": "19.98",
                 "price_changed": False,
                 "available": True,
+                "unavailable_reason": None,
             }
         ],
         "count": 1,
@@ -181,6 +183,8 @@ def test_lines_are_repriced_on_load(app, carts, client, products):
     assert first["unit_cost"] == "11.00" and first["price_changed"] is True
     assert first["line_total"] == "22.00"
     assert second["available"] is False and second["unit_cost"] == "4.50"
+    assert second["unavailable_reason"] == "unknown_product"
+    assert first["unavailable_reason"] is None
     assert body["total_cost"] == "22.00"
     assert body["count"] == 2 and body["quantity"] == 3
 
@@ -388,3 +392,134 @@ def test_missing_product_loader_says_so(cart_store):
     CartManager(app)
     with pytest.raises(RuntimeError, match="product_loader"):
         app.test_client().post("/cart/items", json={"product_id": "sku-1"})
+
+
+# -- bad catalogue data: the line shows unavailable, never a 500 ----------------------------
+
+BAD_ROWS = [
+    pytest.param({"unit_cost": Decimal("NaN"), "name": "Flaky"}, "bad_product_data", id="nan"),
+    pytest.param({"unit_cost": float("nan")}, "bad_product_data", id="float-nan"),
+    pytest.param({"unit_cost": -1}, "bad_product_data", id="negative"),
+    pytest.param({"unit_cost": None}, "bad_product_data", id="no-price"),
+    pytest.param({"name": "Flaky"}, "bad_product_data", id="missing-price"),
+    pytest.param({"unit_cost": "5.00", "stock": 5.0}, "bad_product_data", id="float-stock"),
+    pytest.param({"unit_cost": "5.00", "stock": "5"}, "bad_product_data", id="str-stock"),
+    pytest.param(RuntimeError("catalogue database down"), "loader_error", id="raises"),
+    pytest.param(KeyError("flaky"), "unknown_product", id="lookup-error"),
+]
+
+
+@pytest.fixture
+def flaky_cart(client, carts, products):
+    """A guest cart with sku-1 x2 and "flaky" x1, whose catalogue row then turns bad."""
+    products["flaky"] = {"unit_cost": Decimal("5.00"), "name": "Flaky"}
+    add(client, "sku-1", 2)
+    add(client, "flaky")
+    now = carts.clock()
+    carts.clock = lambda: now + 60  # past the sync window: every read goes to the store
+
+
+@pytest.mark.parametrize(("row", "reason"), BAD_ROWS)
+def test_a_bad_catalogue_row_shows_the_line_unavailable(
+    client, cart_store, products, flaky_cart, caplog, row, reason
+):
+    products["flaky"] = row
+    caplog.set_level(logging.WARNING, logger="flask_cart")
+    body = client.get("/cart").json
+    flaky = next(item for item in body["items"] if item["product_id"] == "flaky")
+    assert (flaky["available"], flaky["unavailable_reason"]) == (False, reason)
+    assert flaky["unit_cost"] == "5.00" and flaky["quantity"] == 1
+    assert body["total_cost"] == "19.98" and body["quantity"] == 3
+    if reason != "unknown_product":
+        logged = [r for r in caplog.records if r.name == "flask_cart" and "flaky" in r.getMessage()]
+        assert logged and logged[0].levelno >= logging.ERROR
+    # Every other change still answers 200, after its write (so a retry never adds twice).
+    response = add(client, "sku-1")
+    assert response.status_code == 200 and response.json["total_cost"] == "29.97"
+    response = client.patch("/cart/items/sku-1", json={"quantity": 1})
+    assert response.status_code == 200 and response.json["total_cost"] == "9.99"
+    assert client.post("/login/7").status_code == 200  # the login merge reads the stock
+    assert client.get("/cart").json["quantity"] == 2
+    assert client.delete("/cart/items/flaky").json["items"][0]["product_id"] == "sku-1"
+
+
+@pytest.mark.parametrize(("row", "reason"), BAD_ROWS)
+def test_a_product_with_bad_catalogue_data_cannot_be_added(
+    client, cart_store, products, flaky_cart, row, reason
+):
+    products["flaky"] = row
+    key = CartKey(guest_id_of(client))
+    before = raw_dump(cart_store, key)
+    expected = (404, "unknown_product") if reason == "unknown_product" else (
+        422, "product_unavailable"
+    )
+    for response in (
+        add(client, "flaky"),
+        client.patch("/cart/items/flaky", json={"quantity": 3}),
+        client.post("/cart/items/flaky", json={"_method": "PATCH", "quantity": 2}),
+    ):
+        assert (response.status_code, response.json["error"]["code"]) == expected
+        assert set(response.json["error"]) == {"code", "message"}
+    assert raw_dump(cart_store, key) == before
+    response = client.patch("/cart/items/flaky", json={"quantity": 0})  # removing is fine
+    assert response.status_code == 200 and stored(cart_store, key.identifier) == {"sku-1": 2}
+
+
+# -- unmatched URLs and methods under the prefix answer the JSON error ----------------------
+
+UNMATCHED = [
+    ("PUT", "/cart", 405, "method_not_allowed"),
+    ("PATCH", "/cart", 405, "method_not_allowed"),
+    ("GET", "/cart/items", 405, "method_not_allowed"),
+    ("PUT", "/cart/items/sku-1", 405, "method_not_allowed"),
+    ("GET", "/cart/items/sku-1", 405, "method_not_allowed"),
+    ("DELETE", "/cart/items/p1%0A", 404, "not_found"),
+    ("PATCH", "/cart/items/p1%0A", 404, "not_found"),
+    ("GET", "/cart/nope", 404, "not_found"),
+    ("POST", "/cart/nope/deeper", 404, "not_found"),
+    ("DELETE", "/cart/items/", 404, "not_found"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "status", "code"), UNMATCHED)
+def test_unmatched_urls_under_the_prefix_answer_json(
+    client, cart_store, guest_with_cart, method, path, status, code
+):
+    key, before = guest_with_cart
+    response = client.open(path, method=method, json={"product_id": "sku-1", "quantity": 3})
+    assert response.status_code == status
+    assert response.is_json, response.data[:200]
+    assert response.json["error"]["code"] == code
+    assert set(response.json["error"]) == {"code", "message"}
+    if status == 405:
+        assert response.headers["Allow"]
+        assert method not in response.headers["Allow"]
+    assert raw_dump(cart_store, key) == before
+
+
+def test_unmatched_urls_outside_the_prefix_stay_the_shops(cart_store, products):
+    from tests.flask.shop import build_app
+
+    app, _ = build_app(cart_store, products, CART_URL_PREFIX="/api/basket")
+
+    @app.errorhandler(404)
+    def shop_not_found(exc: Any) -> Any:
+        return "the shop's own 404 page", 404
+
+    client = app.test_client()
+    for path in ("/nope", "/cart/nope", "/api/basketball", "/api/bask"):
+        response = client.get(path)
+        assert (response.status_code, response.text) == (404, "the shop's own 404 page")
+    response = client.post("/")  # the shop's GET-only page: Flask's own 405
+    assert response.status_code == 405 and not response.is_json
+    response = client.get("/api/basket/nope")
+    assert (response.status_code, response.json["error"]["code"]) == (404, "not_found")
+    response = client.put("/api/basket")
+    assert (response.status_code, response.json["error"]["code"]) == (405, "method_not_allowed")
+    assert client.get("/api/basket").status_code == 200
+
+
+def test_unmatched_urls_without_a_handler_keep_flasks_pages(client):
+    response = client.get("/nope")
+    assert response.status_code == 404 and not response.is_json
+    assert client.get("/cartoon").status_code == 404 and not client.get("/cartoon").is_json

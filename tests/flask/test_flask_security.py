@@ -60,12 +60,43 @@ def test_cross_site_changes_are_refused(client, cart_store, headers):
         {"Sec-Fetch-Site": "same-site"},
         {"Sec-Fetch-Site": "none"},
         {"Origin": "https://app.shop.example"},  # CART_TRUSTED_ORIGINS
+        # A browser sends another site's trusted origin with Sec-Fetch-Site: cross-site.
+        {"Origin": "https://app.shop.example", "Sec-Fetch-Site": "cross-site"},
+        {"Origin": "HTTPS://App.Shop.Example/", "Sec-Fetch-Site": "cross-site"},
     ],
 )
 def test_same_site_changes_are_accepted(cart_store, products, headers):
     app, _ = build_app(cart_store, products, CART_TRUSTED_ORIGINS=["https://app.shop.example"])
     client = app.test_client()
     assert add(client, "sku-1", headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+        {"Origin": "https://app.shop.example.evil", "Sec-Fetch-Site": "cross-site"},
+        {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Origin": "https://evil.example"},
+    ],
+)
+def test_trusted_origins_admit_only_themselves(cart_store, products, headers):
+    app, _ = build_app(cart_store, products, CART_TRUSTED_ORIGINS=["https://app.shop.example"])
+    client = app.test_client()
+    add(client, "sku-1", 2)
+    key = CartKey(guest_id_of(client))
+    before = raw_dump(cart_store, key)
+    trusted = {"Origin": "https://app.shop.example", "Sec-Fetch-Site": "cross-site"}
+    for method, path, body in CHANGES:
+        response = client.open(path, method=method, json=body, headers=headers)
+        assert (response.status_code, response.json["error"]["code"]) == (403, "cross_site")
+    assert raw_dump(cart_store, key) == before
+    for method, path, body in CHANGES:
+        assert client.open(path, method=method, json=body, headers=trusted).status_code in (
+            200,
+            404,  # the line was removed by the change before
+        )
 
 
 def test_get_never_changes_the_cart(client, cart_store):
