@@ -1,4 +1,4 @@
-"""Concurrent changes on real PostgreSQL and Redis: nothing is lost, nothing counted twice.
+"""Concurrent changes on real PostgreSQL, MariaDB and Redis: nothing lost, nothing counted twice.
 
 SQLite serialises every writer, so it proves nothing here and is left out.
 """
@@ -15,6 +15,7 @@ from flask_cart.errors import LineNotFound, QuantityLimitExceeded
 
 SERVER_STORES = [
     pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("mariadb", marks=pytest.mark.mariadb),
     pytest.param("redis", marks=pytest.mark.redis),
 ]
 
