@@ -28,6 +28,10 @@ class CartKey:
 #: applied again). Idempotency keys from HTTP clients are change ids too.
 MAX_REMEMBERED_OPS = 32
 
+#: How many merge markers a cart keeps (the most recent): a merge is retried within minutes,
+#: so a long-lived customer cart need not remember every guest cart it ever absorbed.
+MAX_MERGE_MARKERS = 32
+
 
 def new_op_id() -> str:
     """A unique id for one change, so a store can recognise a resent request."""
