@@ -1,44 +1,46 @@
 """SQL store (SQLAlchemy 2): one row per cart, changed under a row lock in one transaction.
 
 Each change upserts the row and locks it (see stores/sql_dialects.py), applies the shared
-line rules, and writes the result with a new version; the ids of the last
+line rules, and writes the result with a new version. The op ids given with the last
 MAX_REMEMBERED_OPS changes and the last MAX_MERGE_MARKERS merge markers are kept in the
 row's JSON content, so a resent change or merge is applied once.
 
-Every call is one transaction bounded by the store's `timeout` (CART_STORE_TIMEOUT):
+Every call is one transaction bounded by the store's `timeout` (CART_STORE_TIMEOUT; see
+stores/sql_calls.py):
 
-- on any engine, the app's own Flask-SQLAlchemy engine included: the statements and lock
-  waits of the transaction (server-side: PostgreSQL ``statement_timeout``/``lock_timeout``,
-  MariaDB ``max_statement_time``/``innodb_lock_wait_timeout``), and a client-side deadline
+- on any engine, the app's own Flask-SQLAlchemy engine included: its statements and lock
+  waits (server-side: PostgreSQL ``statement_timeout``/``lock_timeout``, MariaDB
+  ``max_statement_time``/``innodb_lock_wait_timeout``), and a client-side deadline
   (stores/sql_watchdog.py) that shuts the connection's socket when the server does not
-  answer in time, frozen servers included; the connection is then discarded;
+  answer in time, frozen servers included; only that connection is discarded. An
+  exhausted pool answers StoreUnavailable too.
 - on flask-cart's own engine (``SQLStore.create_engine``: CART_DATABASE_URI or the SQLite
   default) also the connect (driver connect timeouts; PyMySQL's read and write timeouts)
-  and the wait for a pooled connection (``pool_timeout``). On the app's engine those follow
-  the app's engine settings; an exhausted pool still answers StoreUnavailable, not a 500.
+  and the wait for a pooled connection (``pool_timeout``). On the app's engine a new
+  connection and the pool wait follow the app's engine options (set e.g.
+  ``connect_args={"connect_timeout": 2}`` and ``pool_timeout`` in
+  ``SQLALCHEMY_ENGINE_OPTIONS``).
 
-A deadlock, or a row deleted under the lock path, rolls the transaction back: it is run
+A deadlock, or a row deleted under the lock path, rolled the transaction back: it is run
 again, a few times within the same deadline. Cleanup (stores/sql_cleanup.py) is not bounded
 by the timeout, except by PyMySQL's socket timeouts on the own engine.
 """
 
 from __future__ import annotations
 
-import random
-import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from ..cleanup import CartStats, CleanupResult
-from ..errors import CartClosed, StoreUnavailable
+from ..errors import CartClosed
 from ..lines import (
     CartState,
     Limits,
@@ -51,18 +53,15 @@ from ..lines import (
     lines_from_json,
     lines_to_json,
 )
+from . import sql_calls
 from . import sql_dialects as dialects
 from .base import MAX_MERGE_MARKERS, MAX_REMEMBERED_OPS, CartKey, CartStore
 from .sql_dialects import KeyString, UTCDateTime
-from .sql_watchdog import WATCHDOG
 
 __all__ = ["DEFAULT_TABLE", "SQLStore", "UTCDateTime", "cart_table"]
 
 DEFAULT_TABLE = "flask_cart"
 DEFAULT_TIMEOUT = 2.0
-#: Runs of one call's transaction when the database rolls it back (deadlock, lock race).
-ATTEMPTS = 6
-
 T = TypeVar("T")
 Rule = Callable[[CartState], tuple[Mapping[str, Line], dict[str, Any]]]
 
@@ -99,10 +98,6 @@ class _Unchanged(Exception):
     def __init__(self, state: CartState, *, repeat: bool = False) -> None:
         self.state = state
         self.repeat = repeat
-
-
-class _Retry(Exception):
-    """The transaction must run again (the row vanished under the lock path)."""
 
 
 @dataclass
@@ -163,70 +158,13 @@ class SQLStore(CartStore):
             self.table.create(self.engine, checkfirst=True)
 
     @staticmethod
-    @contextmanager
-    def _errors() -> Iterator[None]:
-        """Turn connection failures and timeouts into StoreUnavailable; others pass through."""
-        try:
-            yield
-        except sa.exc.TimeoutError as exc:  # no pooled connection came free in time
-            raise StoreUnavailable(f"the SQL cart store is unavailable: {exc}") from exc
-        except sa.exc.OperationalError as exc:
-            raise StoreUnavailable(f"the SQL cart store is unavailable: {exc.orig}") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StoreUnavailable(f"the SQL cart store is unavailable: {exc.orig}") from exc
-            raise
-
-    @contextmanager
-    def _transaction(self, deadline: float) -> Iterator[Connection]:
-        """One transaction whose every wait ends by `deadline` (time.monotonic())."""
-        engine = self.engine
-        dialects.prepare_engine(engine)
-        late = f"the SQL cart store did not answer within {self.timeout:g} s"
-        with engine.connect() as conn:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise StoreUnavailable(late)
-            alarm = WATCHDOG.arm(conn.connection.dbapi_connection, deadline)
-            info = conn.info  # the pooled connection's: kept after an invalidation
-            info[dialects.ALARM_KEY] = alarm
-            try:
-                with conn.begin():
-                    dialects.bound_transaction(conn, remaining)
-                    yield conn
-            except DBAPIError as exc:
-                if alarm.fired:
-                    raise StoreUnavailable(late) from exc
-                raise
-            finally:
-                alarm.cancel()
-                info.pop(dialects.ALARM_KEY, None)
-                if alarm.fired and not conn.invalidated:
-                    conn.invalidate()  # its socket is shut: never back to the pool
+    def _errors() -> AbstractContextManager[None]:
+        """Connection failures and timeouts as StoreUnavailable (see sql_calls.errors)."""
+        return sql_calls.errors()
 
     def _run(self, work: Callable[[Connection], T]) -> T:
-        """`work` in one bounded transaction, run again (a few times, within the same
-        deadline) when the database rolled it back: a deadlock or a lock-path race."""
-        deadline = time.monotonic() + self.timeout
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                with self._errors():
-                    try:
-                        with self._transaction(deadline) as conn:
-                            return work(conn)
-                    except DBAPIError as exc:
-                        if not dialects.is_retryable(exc):
-                            raise
-                        last: Exception = exc
-            except _Retry as exc:
-                last = exc
-            pause = random.uniform(0, 0.004 * attempt)
-            if attempt == ATTEMPTS or time.monotonic() + pause >= deadline:
-                break
-            time.sleep(pause)
-        raise StoreUnavailable(
-            "the SQL cart store is too busy with this cart (deadlocks); try again"
-        ) from last
+        """`work` in one transaction bounded by the timeout (see sql_calls.run)."""
+        return sql_calls.run(self.engine, self.timeout, work)
 
     def _where(self, key: CartKey) -> Any:
         t = self.table.c
@@ -270,7 +208,7 @@ class SQLStore(CartStore):
         }
         row = dialects.upsert_and_lock(conn, self.table, values)
         if row is None:
-            raise _Retry()
+            raise sql_calls.Retry()
         return row
 
     def _change(
