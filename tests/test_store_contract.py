@@ -1,4 +1,5 @@
-"""The store contract: every Cart method behaves the same on SQLite, PostgreSQL and Redis."""
+"""The store contract: every Cart method behaves the same on SQLite, PostgreSQL, MariaDB and
+Redis."""
 
 from __future__ import annotations
 
@@ -14,8 +15,13 @@ from flask_cart.errors import (
     LineNotFound,
     QuantityLimitExceeded,
 )
-from flask_cart.lines import Limits, Line
-from flask_cart.stores.base import MAX_MERGE_MARKERS, CartKey, merge_marker
+from flask_cart.lines import Limits, Line, Owner
+from flask_cart.stores.base import (
+    MAX_MERGE_MARKERS,
+    MAX_REMEMBERED_OPS,
+    CartKey,
+    merge_marker,
+)
 from tests.helpers import expire_now, raw_dump
 
 
@@ -364,6 +370,142 @@ def test_take_of_a_sealed_cart_raises_and_removes_nothing(store):
     customer = Cart("c1", store, customer_id="1")
     customer.merge(cart)
     assert customer.get_product("a")["quantity"] == 2
+
+
+# -- identifiers are compared byte for byte (no collation folds case, accents or spaces) ---
+
+
+def test_identifiers_compare_byte_for_byte(store):
+    identifiers = ["customer:aB3x", "customer:Ab3X", "jose", "josé", "jose "]
+    for n, identifier in enumerate(identifiers, 1):
+        Cart(identifier, store).add("sku", 1, n)
+    for n, identifier in enumerate(identifiers, 1):
+        cart = Cart(identifier, store)
+        assert cart.get_product("sku")["quantity"] == n, identifier
+        assert cart.state.version == 1, identifier
+    Cart("jose", store).destroy()
+    assert Cart("josé", store).get_product("sku")["quantity"] == 4
+    assert Cart("jose ", store).get_product("sku")["quantity"] == 5
+
+
+def test_instance_names_compare_byte_for_byte(store):
+    Cart("u1", store, instance="Wishlist").add("a", 1)
+    Cart("u1", store, instance="wishlist ").add("b", 1)
+    assert Cart("u1", store, instance="wishlist").get() == {}
+    assert list(Cart("u1", store, instance="Wishlist").get()) == ["a"]
+    assert list(Cart("u1", store, instance="wishlist ").get()) == ["b"]
+
+
+# -- a change resent with the same op id is applied once --------------------------------------
+
+OWNER = Owner("7", 3600)
+LIMITS = Limits()
+
+
+def _add(store, key, op, product="a"):
+    return store.add(key, Line(product, 1, "1.00"), owner=OWNER, limits=LIMITS, op=op)
+
+
+def _quantities(state):
+    return {pid: line.quantity for pid, line in state.lines.items()}
+
+
+def test_a_resent_add_is_applied_once(store):
+    key = CartKey("customer:7")
+    first = _add(store, key, "op-1")
+    again = _add(store, key, "op-1")
+    assert _quantities(again) == {"a": 1}
+    assert again.version == first.version
+    assert _quantities(store.load(key)) == {"a": 1}
+
+
+def test_a_resent_set_quantity_is_applied_once(store):
+    key = CartKey("customer:7")
+    _add(store, key, "op-1")
+    store.set_quantity(key, "a", 5, owner=OWNER, limits=LIMITS, op="op-2")
+    store.set_quantity(key, "a", 7, owner=OWNER, limits=LIMITS, op="op-3")
+    state = store.set_quantity(key, "a", 5, owner=OWNER, limits=LIMITS, op="op-2")
+    assert _quantities(state) == {"a": 7}
+    assert _quantities(store.load(key)) == {"a": 7}
+
+
+def test_a_resent_remove_is_applied_once_and_answers_true(store):
+    key = CartKey("customer:7")
+    _add(store, key, "op-1")
+    assert store.remove(key, "a", owner=OWNER, op="op-2")[0] is True
+    _add(store, key, "op-3")
+    removed, state = store.remove(key, "a", owner=OWNER, op="op-2")
+    assert removed is True
+    assert _quantities(state) == {"a": 1}
+    assert _quantities(store.load(key)) == {"a": 1}
+
+
+def test_a_resent_clear_is_applied_once(store):
+    key = CartKey("customer:7")
+    _add(store, key, "op-1")
+    store.clear(key, owner=OWNER, op="op-2")
+    _add(store, key, "op-3", product="b")
+    state = store.clear(key, owner=OWNER, op="op-2")
+    assert _quantities(state) == {"b": 1}
+    assert _quantities(store.load(key)) == {"b": 1}
+
+
+def test_remembered_ops_are_bounded(store):
+    key = CartKey("customer:7")
+    _add(store, key, "first")
+    for n in range(MAX_REMEMBERED_OPS - 1):
+        _add(store, key, f"other-{n}")
+    assert _add(store, key, "first").lines["a"].quantity == MAX_REMEMBERED_OPS  # remembered
+    for n in range(2):
+        _add(store, key, f"later-{n}")
+    # MAX_REMEMBERED_OPS + 1 other changes since: "first" is forgotten, so applied again.
+    assert _add(store, key, "first").lines["a"].quantity == MAX_REMEMBERED_OPS + 3
+
+
+# -- re-keying at registration: a sealed or expired guest cart -----------------------------
+
+
+def test_rekey_of_a_sealed_guest_cart_merges_it_once(store):
+    guest = Cart("g1", store)
+    guest.add("a", 1, 2)
+    store.seal(guest.key)  # a merge interrupted after the seal
+    target, owner = CartKey("customer:9"), Owner("9", 3600)
+    state = store.rekey(guest.key, target, owner=owner, limits=LIMITS)
+    assert _quantities(state) == {"a": 2}
+    assert not state.sealed
+    customer = Cart("customer:9", store, customer_id="9")
+    customer.add("b", 1)  # the new customer's cart takes changes
+    assert not guest.refresh().exists
+    store.rekey(guest.key, target, owner=owner, limits=LIMITS)  # again: nothing to move
+    assert _quantities(customer.refresh()) == {"a": 2, "b": 1}
+    assert not customer.state.sealed
+
+
+def test_rekey_of_a_merged_sealed_guest_cart_applies_the_merge_once(store):
+    guest = Cart("g1", store)
+    guest.add("a", 1, 2)
+    sealed = store.seal(guest.key)
+    target, owner = CartKey("customer:9"), Owner("9", 3600)
+    store.merge(
+        target, sealed.lines, strategy="sum", marker=merge_marker(guest.key, sealed),
+        owner=owner, limits=LIMITS,
+    )  # ... and the merge ran, but the guest cart was not deleted
+    state = store.rekey(guest.key, target, owner=owner, limits=LIMITS)
+    assert _quantities(state) == {"a": 2}
+    assert not guest.refresh().exists
+
+
+def test_rekey_of_an_expired_guest_cart_is_no_cart(store):
+    guest = Cart("g1", store)
+    guest.add("a", 1, 2)
+    expire_now(store, guest.key)
+    state = store.rekey(guest.key, CartKey("customer:9"), owner=Owner("9", 3600), limits=LIMITS)
+    assert not state.exists and not state.lines
+    assert not Cart("customer:9", store).refresh().exists
+    assert not guest.refresh().exists
+
+
+# -- merge markers are bounded ----------------------------------------------------------------
 
 
 def test_merge_markers_are_bounded_to_the_most_recent(store):

@@ -28,7 +28,8 @@ class CartKey:
 #: applied again). Idempotency keys from HTTP clients are change ids too.
 MAX_REMEMBERED_OPS = 32
 
-#: How many merge markers a cart keeps: the oldest is dropped in the write that adds one.
+#: How many merge markers a cart keeps (the most recent): a merge is retried within minutes,
+#: so a long-lived customer cart need not remember every guest cart it ever absorbed.
 MAX_MERGE_MARKERS = 32
 
 

@@ -1,27 +1,46 @@
 """SQL store (SQLAlchemy 2): one row per cart, changed under a row lock in one transaction.
 
-Each change upserts the row and locks it in one statement (``INSERT ... ON CONFLICT DO
-UPDATE ... RETURNING`` on PostgreSQL and SQLite; ``SELECT ... FOR UPDATE`` elsewhere),
-applies the shared line rules, and writes the result with a new version.
+Each change upserts the row and locks it (see stores/sql_dialects.py), applies the shared
+line rules, and writes the result with a new version. The op ids given with the last
+MAX_REMEMBERED_OPS changes and the last MAX_MERGE_MARKERS merge markers are kept in the
+row's JSON content, so a resent change or merge is applied once.
+
+Every call is one transaction bounded by the store's `timeout` (CART_STORE_TIMEOUT; see
+stores/sql_calls.py):
+
+- on any engine, the app's own Flask-SQLAlchemy engine included: its statements and lock
+  waits (server-side: PostgreSQL ``statement_timeout``/``lock_timeout``, MariaDB
+  ``max_statement_time``/``innodb_lock_wait_timeout``), and a client-side deadline
+  (stores/sql_watchdog.py) that shuts the connection's socket when the server does not
+  answer in time, frozen servers included; only that connection is discarded. An
+  exhausted pool answers StoreUnavailable too.
+- on flask-cart's own engine (``SQLStore.create_engine``: CART_DATABASE_URI or the SQLite
+  default) also the connect (driver connect timeouts; PyMySQL's read and write timeouts)
+  and the wait for a pooled connection (``pool_timeout``). On the app's engine a new
+  connection and the pool wait follow the app's engine options (set e.g.
+  ``connect_args={"connect_timeout": 2}`` and ``pool_timeout`` in
+  ``SQLALCHEMY_ENGINE_OPTIONS``).
+
+A deadlock, or a row deleted under the lock path, rolled the transaction back: it is run
+again, a few times within the same deadline. Cleanup (stores/sql_cleanup.py) is not bounded
+by the timeout, except by PyMySQL's socket timeouts on the own engine.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-import sqlalchemy.dialects.postgresql
-import sqlalchemy.dialects.sqlite
-from sqlalchemy.engine import Connection, Dialect, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from ..cleanup import CartStats, CleanupResult
-from ..errors import CartClosed, StoreUnavailable
+from ..errors import CartClosed
 from ..lines import (
     CartState,
     Limits,
@@ -34,32 +53,17 @@ from ..lines import (
     lines_from_json,
     lines_to_json,
 )
-from .base import CartKey, CartStore
+from . import sql_calls
+from . import sql_dialects as dialects
+from .base import MAX_MERGE_MARKERS, MAX_REMEMBERED_OPS, CartKey, CartStore
+from .sql_dialects import KeyString, UTCDateTime
+
+__all__ = ["DEFAULT_TABLE", "SQLStore", "UTCDateTime", "cart_table"]
 
 DEFAULT_TABLE = "flask_cart"
 DEFAULT_TIMEOUT = 2.0
-
-
-class UTCDateTime(sa.TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite keeps naive UTC text)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(
-        self, value: datetime | None, dialect: Dialect
-    ) -> datetime | None:
-        if value is None:
-            return None
-        value = value.astimezone(timezone.utc)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(
-        self, value: datetime | None, dialect: Dialect
-    ) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value
+T = TypeVar("T")
+Rule = Callable[[CartState], tuple[Mapping[str, Line], dict[str, Any]]]
 
 
 def cart_table(metadata: sa.MetaData, name: str = DEFAULT_TABLE) -> sa.Table:
@@ -72,8 +76,8 @@ def cart_table(metadata: sa.MetaData, name: str = DEFAULT_TABLE) -> sa.Table:
         sa.Column(
             "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
         ),
-        sa.Column("identifier", sa.String(255), nullable=False),
-        sa.Column("instance", sa.String(64), nullable=False),
+        sa.Column("identifier", KeyString(255), nullable=False),
+        sa.Column("instance", KeyString(64), nullable=False),
         sa.Column("content", sa.JSON, nullable=False),
         sa.Column("customer_id", sa.String(255), nullable=True),
         sa.Column("is_guest", sa.Boolean, nullable=False),
@@ -86,24 +90,35 @@ def cart_table(metadata: sa.MetaData, name: str = DEFAULT_TABLE) -> sa.Table:
     )
 
 
+
+
 class _Unchanged(Exception):
     """Rolls a write back when it turns out to change nothing."""
 
-    def __init__(self, state: CartState) -> None:
+    def __init__(self, state: CartState, *, repeat: bool = False) -> None:
         self.state = state
+        self.repeat = repeat
+
+
+@dataclass
+class _Written:
+    """What one change wrote: the new state, or the state as it was for a repeated op."""
+
+    state: CartState
+    repeat: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 def _content(
-    lines: Mapping[str, Line], state: CartState, **changes: Any
+    lines: Mapping[str, Line], uid: str, *, merged: list[str], ops: list[str], sealed: bool
 ) -> dict[str, Any]:
-    content = {
+    return {
         "lines": lines_to_json(lines),
-        "merged": sorted(state.merged),
-        "sealed": False,
-        "uid": state.uid,
+        "merged": merged,
+        "ops": ops,
+        "sealed": sealed,
+        "uid": uid,
     }
-    content.update(changes)
-    return content
 
 
 class SQLStore(CartStore):
@@ -127,9 +142,11 @@ class SQLStore(CartStore):
         self.clock = clock or (lambda: datetime.now(timezone.utc))
 
     @staticmethod
-    def create_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Engine:
-        """An engine of flask-cart's own for `url`, its waits bounded by `timeout`."""
-        return sa.create_engine(url)
+    def create_engine(url: str | sa.URL, *, timeout: float = DEFAULT_TIMEOUT) -> Engine:
+        """An engine of flask-cart's own for `url`: connect, every server answer (PyMySQL)
+        and the wait for a pooled connection are bounded by `timeout`."""
+        url = sa.make_url(url)
+        return sa.create_engine(url, **dialects.own_engine_options(url, timeout))
 
     @property
     def engine(self) -> Engine:
@@ -141,17 +158,13 @@ class SQLStore(CartStore):
             self.table.create(self.engine, checkfirst=True)
 
     @staticmethod
-    @contextmanager
-    def _errors() -> Iterator[None]:
-        """Turn connection failures into StoreUnavailable; other errors pass through."""
-        try:
-            yield
-        except sa.exc.OperationalError as exc:
-            raise StoreUnavailable(f"the SQL cart store is unavailable: {exc.orig}") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StoreUnavailable(f"the SQL cart store is unavailable: {exc.orig}") from exc
-            raise
+    def _errors() -> AbstractContextManager[None]:
+        """Connection failures and timeouts as StoreUnavailable (see sql_calls.errors)."""
+        return sql_calls.errors()
+
+    def _run(self, work: Callable[[Connection], T]) -> T:
+        """`work` in one transaction bounded by the timeout (see sql_calls.run)."""
+        return sql_calls.run(self.engine, self.timeout, work)
 
     def _where(self, key: CartKey) -> Any:
         t = self.table.c
@@ -174,14 +187,18 @@ class SQLStore(CartStore):
         )
 
     def _lock_row(
-        self, conn: Connection, key: CartKey, owner: Owner, now: datetime
+        self, conn: Connection, key: CartKey, owner: Owner | None, now: datetime
     ) -> Any:
-        """Create the row if missing and lock it, returning it."""
-        t = self.table
+        """Lock the cart's row and return it; created first when missing, unless `owner`
+        is None (then None when there is no row)."""
+        if owner is None:
+            return conn.execute(
+                sa.select(self.table).where(self._where(key)).with_for_update()
+            ).one_or_none()
         values = {
             "identifier": key.identifier,
             "instance": key.instance,
-            "content": {"lines": [], "merged": [], "sealed": False},
+            "content": {"lines": [], "merged": [], "ops": [], "sealed": False},
             "customer_id": owner.customer_id,
             "is_guest": owner.customer_id is None,
             "version": 0,
@@ -189,91 +206,98 @@ class SQLStore(CartStore):
             "updated_at": now,
             "expires_at": now + timedelta(seconds=owner.ttl),
         }
-        dialect = conn.dialect.name
-        if dialect in ("postgresql", "sqlite"):
-            module = (
-                sa.dialects.postgresql
-                if dialect == "postgresql"
-                else sa.dialects.sqlite
-            )
-            stmt = module.insert(t).values(values)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[t.c.identifier, t.c.instance],
-                set_={"version": t.c.version},
-            )
-            return conn.execute(stmt.returning(*t.c)).one()
-        try:
-            with conn.begin_nested():
-                conn.execute(sa.insert(t).values(values))
-        except IntegrityError:
-            pass
-        return conn.execute(
-            sa.select(t).where(self._where(key)).with_for_update()
-        ).one()
+        row = dialects.upsert_and_lock(conn, self.table, values)
+        if row is None:
+            raise sql_calls.Retry()
+        return row
 
     def _change(
         self,
         key: CartKey,
-        owner: Owner,
-        rule: Callable[[CartState], tuple[Mapping[str, Line], dict[str, Any]]],
+        owner: Owner | None,
+        rule: Rule,
         *,
+        op: str | None = None,
         allow_sealed: bool = False,
-    ) -> CartState:
-        """Lock the cart, apply `rule` to it, write the result as the next version."""
-        now = self.clock()
-        try:
-            with self._errors(), self.engine.begin() as conn:
-                row = self._lock_row(conn, key, owner, now)
-                state = self._decode(row, now)
-                if state.sealed and not allow_sealed:
-                    raise CartClosed(
-                        "this cart was merged into another and takes no more changes"
-                    )
-                fresh = not state.uid
-                if fresh:
-                    state = replace(state, uid=uuid.uuid4().hex)
-                lines, changes = rule(state)
-                values = {
-                    "content": _content(lines, state, **changes),
-                    "version": row.version + 1,
-                    "updated_at": now,
-                    "customer_id": owner.customer_id,
-                    "is_guest": owner.customer_id is None,
-                    "expires_at": now + timedelta(seconds=owner.ttl),
-                }
-                if fresh:
-                    values["created_at"] = now
-                conn.execute(
-                    sa.update(self.table)
-                    .where(self.table.c.id == row.id)
-                    .values(values)
+    ) -> _Written:
+        """Lock the cart, apply `rule` to it, write the result as the next version.
+
+        `op` (a change id) among the last MAX_REMEMBERED_OPS: nothing is written and the
+        cart is answered as it is. `owner` None: an existing cart only, its owner and
+        lifetime kept (sealing). The rule may return the changes ``sealed`` (bool) and
+        ``marker`` (a merge marker to remember).
+        """
+
+        def work(conn: Connection) -> _Written:
+            now = self.clock()
+            row = self._lock_row(conn, key, owner, now)
+            state = self._decode(row, now)
+            if owner is None and not state.exists:
+                return _Written(state, repeat=True)
+            if state.sealed and not allow_sealed:
+                raise CartClosed(
+                    "this cart was merged into another and takes no more changes"
                 )
+            content = (row.content or {}) if state.exists else {}
+            ops = list(content.get("ops", ()))
+            if op is not None and op in ops:
+                return _Written(state, repeat=True)
+            fresh = not state.uid
+            if fresh:
+                state = replace(state, uid=uuid.uuid4().hex)
+            lines, changes = rule(state)  # _Unchanged: rolled back, nothing written
+            merged = list(content.get("merged", ()))
+            if "marker" in changes:
+                merged = [*merged, changes["marker"]][-MAX_MERGE_MARKERS:]
+            if op is not None:
+                ops = [op, *ops][:MAX_REMEMBERED_OPS]
+            sealed = bool(changes.get("sealed", False))
+            values: dict[str, Any] = {
+                "content": _content(lines, state.uid, merged=merged, ops=ops, sealed=sealed),
+                "version": row.version + 1,
+                "updated_at": now,
+            }
+            if owner is not None:
+                values.update(
+                    customer_id=owner.customer_id,
+                    is_guest=owner.customer_id is None,
+                    expires_at=now + timedelta(seconds=owner.ttl),
+                )
+            if fresh:
+                values["created_at"] = now
+            conn.execute(
+                sa.update(self.table).where(self.table.c.id == row.id).values(values)
+            )
+            written = CartState(
+                lines=dict(lines),
+                version=row.version + 1,
+                created_at=now if fresh else row.created_at,
+                updated_at=now,
+                customer_id=owner.customer_id if owner is not None else row.customer_id,
+                sealed=sealed,
+                merged=frozenset(merged),
+                uid=state.uid,
+            )
+            return _Written(written, info=changes)
+
+        try:
+            return self._run(work)
         except _Unchanged as unchanged:
-            return unchanged.state
-        return CartState(
-            lines=dict(lines),
-            version=row.version + 1,
-            created_at=now if fresh else row.created_at,
-            updated_at=now,
-            customer_id=owner.customer_id,
-            sealed=bool(changes.get("sealed", False)),
-            merged=frozenset(changes.get("merged", state.merged)),
-            uid=state.uid,
-        )
+            return _Written(unchanged.state)
 
     def load(self, key: CartKey) -> CartState:
-        with self._errors(), self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(self.table).where(self._where(key))
-            ).one_or_none()
-        return self._decode(row, self.clock())
+        def work(conn: Connection) -> CartState:
+            row = conn.execute(sa.select(self.table).where(self._where(key))).one_or_none()
+            return self._decode(row, self.clock())
+
+        return self._run(work)
 
     def add(
         self, key: CartKey, line: Line, *, owner: Owner, limits: Limits, op: str | None = None
     ) -> CartState:
         return self._change(
-            key, owner, lambda s: (apply_add(s.lines, line, limits), {})
-        )
+            key, owner, lambda s: (apply_add(s.lines, line, limits), {}), op=op
+        ).state
 
     def set_quantity(
         self,
@@ -286,22 +310,19 @@ class SQLStore(CartStore):
         op: str | None = None,
     ) -> CartState:
         return self._change(
-            key, owner, lambda s: (apply_set(s.lines, product_id, quantity, limits), {})
-        )
+            key, owner, lambda s: (apply_set(s.lines, product_id, quantity, limits), {}), op=op
+        ).state
 
     def remove(
         self, key: CartKey, product_id: str, *, owner: Owner, op: str | None = None
     ) -> tuple[bool, CartState]:
-        removed: list[bool] = []
-
         def rule(state: CartState) -> tuple[Mapping[str, Line], dict[str, Any]]:
             if product_id not in state.lines:
                 raise _Unchanged(state)
-            removed.append(True)
-            return {k: v for k, v in state.lines.items() if k != product_id}, {}
+            return {k: v for k, v in state.lines.items() if k != product_id}, {"removed": True}
 
-        state = self._change(key, owner, rule)
-        return bool(removed), state
+        written = self._change(key, owner, rule, op=op)
+        return written.repeat or bool(written.info.get("removed")), written.state
 
     def clear(self, key: CartKey, *, owner: Owner, op: str | None = None) -> CartState:
         def rule(state: CartState) -> tuple[Mapping[str, Line], dict[str, Any]]:
@@ -309,23 +330,46 @@ class SQLStore(CartStore):
                 raise _Unchanged(CartState())
             return {}, {}
 
-        return self._change(key, owner, rule)
+        return self._change(key, owner, rule, op=op).state
 
     def delete(self, key: CartKey) -> bool:
-        with self._errors(), self.engine.begin() as conn:
-            return bool(
-                conn.execute(sa.delete(self.table).where(self._where(key))).rowcount
-            )
+        return self._run(
+            lambda conn: bool(conn.execute(sa.delete(self.table).where(self._where(key))).rowcount)
+        )
 
     def take(
         self, key: CartKey, *, version: int | None = None, session: Any = None
     ) -> CartState:
-        now = self.clock()
+        """Read and delete the cart (with `version`: only while that is its version, else
+        answer it as it is); a sealed cart (a merge in progress) raises CartClosed and is
+        left as it is, so its lines end up in one place only. With `session`, this runs in
+        a savepoint of the session's transaction, under the session's own settings."""
+        t = self.table
+
+        def work(conn: Connection) -> CartState:
+            now = self.clock()
+            where = [self._where(key)]
+            if version is not None:
+                where.append(t.c.version == version)
+            if conn.dialect.delete_returning:
+                row = conn.execute(sa.delete(t).where(*where).returning(*t.c)).first()
+            else:
+                row = conn.execute(sa.select(t).where(*where).with_for_update()).one_or_none()
+                if row is not None:
+                    conn.execute(sa.delete(t).where(t.c.id == row.id))
+            if row is None and version is not None:  # changed meanwhile: nothing removed
+                current = conn.execute(sa.select(t).where(self._where(key))).one_or_none()
+                return self._decode(current, now)
+            state = self._decode(row, now)
+            if state.sealed:  # raising rolls the delete back
+                raise CartClosed("this cart is being merged into another; try again")
+            return state
+
         if session is None:
-            with self._errors(), self.engine.begin() as conn:
-                return self._take(conn, key, version, now)
-        with self._errors():
-            return self._take(self._session_connection(session), key, version, now)
+            return self._run(work)
+        conn = self._session_connection(session)
+        with self._errors(), conn.begin_nested():
+            return work(conn)
 
     def _session_connection(self, session: Any) -> Connection:
         """The connection of `session`'s transaction, which must be on this store's engine."""
@@ -337,35 +381,13 @@ class SQLStore(CartStore):
             )
         return conn
 
-    def _take(
-        self, conn: Connection, key: CartKey, version: int | None, now: datetime
-    ) -> CartState:
-        t = self.table
-        where = [self._where(key)]
-        if version is not None:
-            where.append(t.c.version == version)
-        if conn.dialect.delete_returning:
-            row = conn.execute(sa.delete(t).where(*where).returning(*t.c)).first()
-        else:
-            row = conn.execute(sa.select(t).where(*where).with_for_update()).one_or_none()
-            if row is not None:
-                conn.execute(sa.delete(t).where(t.c.id == row.id))
-        if row is None and version is not None:
-            row = conn.execute(sa.select(t).where(self._where(key))).one_or_none()
-        return self._decode(row, now)
-
     def seal(self, key: CartKey) -> CartState:
-        current = self.load(key)
-        if not current.exists or current.sealed:
-            return current
-        owner = Owner(current.customer_id, max(self.get_ttl(key), 1))
-
         def rule(state: CartState) -> tuple[Mapping[str, Line], dict[str, Any]]:
             if state.sealed:
                 raise _Unchanged(state)
             return state.lines, {"sealed": True}
 
-        return self._change(key, owner, rule, allow_sealed=True)
+        return self._change(key, None, rule, allow_sealed=True).state
 
     def merge(
         self,
@@ -378,66 +400,76 @@ class SQLStore(CartStore):
         limits: Limits,
         line_caps: Mapping[str, int] | None = None,
     ) -> MergeOutcome:
-        result: dict[str, Any] = {}
-
         def rule(state: CartState) -> tuple[Mapping[str, Line], dict[str, Any]]:
             if marker in state.merged:
                 raise _Unchanged(state)
             lines, moved, dropped = apply_merge(
                 state.lines, source, strategy, limits, line_caps
             )
-            result.update(moved=moved, dropped=dropped)
-            return lines, {"merged": sorted(state.merged | {marker})}
+            return lines, {"marker": marker, "moved": moved, "dropped": dropped}
 
-        state = self._change(key, owner, rule)
-        if not result:
-            return MergeOutcome(state, already_merged=True)
-        return MergeOutcome(state, result["moved"], result["dropped"])
+        written = self._change(key, owner, rule)
+        if "marker" not in written.info:
+            return MergeOutcome(written.state, already_merged=True)
+        return MergeOutcome(written.state, written.info["moved"], written.info["dropped"])
 
     def rekey(
         self, source: CartKey, target: CartKey, *, owner: Owner, limits: Limits
     ) -> CartState:
-        """Re-key the row in place when the target has no cart; else merge as the base does."""
-        now = self.clock()
+        """Re-key the row in place when it is a live, unsealed cart and the target has no
+        row; else as the base does (a sealed cart is merged once by its marker, an expired
+        one is no cart)."""
         t = self.table
-        with self._errors(), self.engine.begin() as conn:
-            taken = conn.execute(sa.select(t.c.id).where(self._where(target))).first()
-            if taken is None:
-                moved = conn.execute(
-                    sa.update(t)
-                    .where(self._where(source))
-                    .values(
-                        identifier=target.identifier,
-                        instance=target.instance,
-                        customer_id=owner.customer_id,
-                        is_guest=owner.customer_id is None,
-                        version=t.c.version + 1,
-                        updated_at=now,
-                        expires_at=now + timedelta(seconds=owner.ttl),
-                    )
-                ).rowcount
-                if moved:
-                    return self._decode_key(conn, target, now)
+
+        def work(conn: Connection) -> CartState | None:
+            now = self.clock()
+            row = self._lock_row(conn, source, None, now)
+            state = self._decode(row, now)
+            if not state.exists or state.sealed:
+                return None
+            if conn.execute(sa.select(t.c.id).where(self._where(target))).first() is not None:
+                return None
+            conn.execute(
+                sa.update(t)
+                .where(t.c.id == row.id)
+                .values(
+                    identifier=target.identifier,
+                    instance=target.instance,
+                    customer_id=owner.customer_id,
+                    is_guest=owner.customer_id is None,
+                    version=t.c.version + 1,
+                    updated_at=now,
+                    expires_at=now + timedelta(seconds=owner.ttl),
+                )
+            )
+            return replace(
+                state, version=state.version + 1, updated_at=now, customer_id=owner.customer_id
+            )
+
+        try:
+            moved = self._run(work)
+        except IntegrityError:  # the target row was made meanwhile
+            moved = None
+        if moved is not None:
+            return moved
         return super().rekey(source, target, owner=owner, limits=limits)
 
-    def _decode_key(self, conn: Connection, key: CartKey, now: datetime) -> CartState:
-        row = conn.execute(sa.select(self.table).where(self._where(key))).one()
-        return self._decode(row, now)
-
     def get_ttl(self, key: CartKey) -> int:
-        now = self.clock()
-        with self._errors(), self.engine.connect() as conn:
+        def work(conn: Connection) -> int:
             expires = conn.execute(
                 sa.select(self.table.c.expires_at).where(self._where(key))
             ).scalar_one_or_none()
-        if expires is None:
-            return 0
-        return max(int((expires - now).total_seconds()), 0)
+            if expires is None:
+                return 0
+            return max(int((expires - self.clock()).total_seconds()), 0)
+
+        return self._run(work)
 
     def set_ttl(self, key: CartKey, seconds: int) -> bool:
-        now = self.clock()
         t = self.table
-        with self._errors(), self.engine.begin() as conn:
+
+        def work(conn: Connection) -> bool:
+            now = self.clock()
             result = conn.execute(
                 sa.update(t)
                 .where(
@@ -446,7 +478,9 @@ class SQLStore(CartStore):
                 )
                 .values(expires_at=now + timedelta(seconds=seconds))
             )
-        return bool(result.rowcount)
+            return bool(result.rowcount)
+
+        return self._run(work)
 
     def cart_stats(self, **cutoffs: Any) -> CartStats:
         """See CartStore.cart_stats; the work is in stores/sql_cleanup.py."""

@@ -21,7 +21,7 @@ from flask_login import LoginManager, UserMixin, login_user
 from flask_cart import CartManager, current_cart
 from flask_cart.errors import CartChanged
 from flask_cart.stores.base import CartKey
-from tests.conftest import POSTGRES_URL, test_name
+from tests.conftest import MARIADB_URL, POSTGRES_URL, SERVER_ENGINES, test_name
 from tests.flask.shop import add, stored
 from tests.helpers import raw_dump
 
@@ -149,7 +149,7 @@ def test_concurrent_checkouts_with_one_token_give_one_order(review, cart_store):
 
 # -- the order and the cart in one transaction (Flask-SQLAlchemy) ---------------------------
 
-SQL_URLS = {"sqlite": None, "postgres": POSTGRES_URL}
+SQL_URLS = {"sqlite": None, "postgres": POSTGRES_URL, "mariadb": MARIADB_URL}
 
 
 class User(UserMixin):
@@ -163,8 +163,8 @@ def db_shop(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
     from flask_sqlalchemy import SQLAlchemy
 
     kind = request.param
-    if kind == "postgres":
-        request.getfixturevalue("pg_engine")  # fails early (with how to start it) if down
+    if kind in SERVER_ENGINES:  # fails early (with how to start it) if the server is down
+        request.getfixturevalue(SERVER_ENGINES[kind])
     url = SQL_URLS[kind] or f"sqlite:///{tmp_path / 'shop.sqlite3'}"
     name = test_name()
     app = Flask(__name__)

@@ -19,7 +19,7 @@ from flask_cart.manager import DEFAULTS
 from flask_cart.stores.base import CartKey
 from flask_cart.stores.redis import RedisStore
 from flask_cart.stores.sql import SQLStore
-from tests.conftest import POSTGRES_URL, delete_prefix
+from tests.conftest import MARIADB_URL, POSTGRES_URL, SERVER_ENGINES, delete_prefix
 from tests.conftest import test_name as unique_name
 from tests.flask.shop import FLASK_REDIS_URL, PRODUCTS, add, guest_id_of
 
@@ -104,13 +104,18 @@ def test_sqlite_default_in_the_instance_folder(tmp_path):
     store.engine.dispose()
 
 
-@pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+SERVER_URLS = {"postgres": POSTGRES_URL, "mariadb": MARIADB_URL}
+SERVER_BACKENDS = [
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("mariadb", marks=pytest.mark.mariadb),
+]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", *SERVER_BACKENDS])
 def test_flask_sqlalchemy_db(tmp_path, backend, request):
-    if backend == "postgres":
-        request.getfixturevalue("pg_engine")
-        uri = POSTGRES_URL
+    if backend in SERVER_URLS:
+        request.getfixturevalue(SERVER_ENGINES[backend])
+        uri = SERVER_URLS[backend]
     else:
         uri = f"sqlite:///{tmp_path}/app.sqlite3"
     table = unique_name()
@@ -134,20 +139,21 @@ def test_flask_sqlalchemy_db(tmp_path, backend, request):
             db.engine.dispose()
 
 
-@pytest.mark.postgres
-def test_database_uri_and_create_tables(tmp_path, pg_engine):
+@pytest.mark.parametrize("backend", SERVER_BACKENDS)
+def test_database_uri_and_create_tables(tmp_path, backend, request):
+    server_engine = request.getfixturevalue(SERVER_ENGINES[backend])
     table = unique_name()
-    app = make_app(tmp_path, CART_DATABASE_URI=POSTGRES_URL, CART_TABLE_NAME=table)
+    app = make_app(tmp_path, CART_DATABASE_URI=SERVER_URLS[backend], CART_TABLE_NAME=table)
     carts = with_loader(CartManager(app))
     with app.app_context():
         carts.create_tables()
         store = carts.get_store()
     try:
-        assert sa.inspect(pg_engine).has_table(table)
+        assert sa.inspect(server_engine).has_table(table)
         client = app.test_client()
         assert add(client, "sku-1").status_code == 200
     finally:
-        store.table.drop(pg_engine, checkfirst=True)
+        store.table.drop(server_engine, checkfirst=True)
         store.engine.dispose()
 
 

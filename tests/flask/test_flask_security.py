@@ -219,6 +219,9 @@ def broken_store(kind: str, tmp_path: Any) -> Any:
             "postgresql+psycopg://postgres@127.0.0.1:1/test", connect_args={"connect_timeout": 1}
         )
         return SQLStore(engine, table_name="never")
+    if kind == "mariadb":
+        url = "mysql+pymysql://root@127.0.0.1:1/test"
+        return SQLStore(SQLStore.create_engine(url, timeout=1), table_name="never", timeout=1)
     return SQLStore(sa.create_engine(f"sqlite:///{tmp_path}/missing/dir/db.sqlite3"))
 
 

@@ -81,7 +81,12 @@ def test_round_trips_for_a_customer(app, cart_store, round_trips):
 
 
 @pytest.mark.parametrize(
-    "store_kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+    "store_kind",
+    [
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ],
 )
 def test_a_sql_change_is_one_transaction(app, cart_store, round_trips, store_kind):
     client = app.test_client()

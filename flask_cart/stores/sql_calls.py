@@ -1,0 +1,104 @@
+"""One SQL store call: a transaction whose every wait ends by the store's deadline.
+
+- the pool checkout waits at most the engine's ``pool_timeout``; an exhausted pool
+  (``sqlalchemy.exc.TimeoutError``) is StoreUnavailable, as is a failed connect;
+- the transaction's statements and lock waits are bounded on the server
+  (``sql_dialects.bound_transaction``) and by the client-side watchdog
+  (``sql_watchdog``), which shuts the connection's socket at the deadline: that connection
+  alone is discarded and the call answers StoreUnavailable;
+- a transaction the database rolled back (a deadlock) or that lost its row between two
+  statements (``Retry``) is run again, at most ATTEMPTS times and within the same deadline.
+  Nothing else is retried: a timeout may have hit a change that the server applies later.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from ..errors import StoreUnavailable
+from . import sql_dialects as dialects
+from .sql_watchdog import WATCHDOG
+
+#: Runs of one call's transaction when the database rolls it back (deadlock, lock race).
+ATTEMPTS = 6
+
+T = TypeVar("T")
+
+
+class Retry(Exception):
+    """The transaction must run again (the row vanished under the lock path)."""
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    """Turn connection failures and timeouts into StoreUnavailable; others pass through."""
+    try:
+        yield
+    except sa.exc.TimeoutError as exc:  # no pooled connection came free in time
+        raise StoreUnavailable(f"the SQL cart store is unavailable: {exc}") from exc
+    except sa.exc.OperationalError as exc:
+        raise StoreUnavailable(f"the SQL cart store is unavailable: {exc.orig}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StoreUnavailable(f"the SQL cart store is unavailable: {exc.orig}") from exc
+        raise
+
+
+@contextmanager
+def transaction(engine: Engine, deadline: float, timeout: float) -> Iterator[Connection]:
+    """One transaction on `engine` whose every wait ends by `deadline` (time.monotonic())."""
+    dialects.prepare_engine(engine)
+    late = f"the SQL cart store did not answer within {timeout:g} s"
+    with engine.connect() as conn:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise StoreUnavailable(late)
+        alarm = WATCHDOG.arm(conn.connection.dbapi_connection, deadline)
+        info = conn.info  # the pooled connection's: kept after an invalidation
+        info[dialects.ALARM_KEY] = alarm
+        try:
+            with conn.begin():
+                dialects.bound_transaction(conn, remaining)
+                yield conn
+        except DBAPIError as exc:
+            if alarm.fired:
+                raise StoreUnavailable(late) from exc
+            raise
+        finally:
+            alarm.cancel()
+            info.pop(dialects.ALARM_KEY, None)
+            if alarm.fired and not conn.invalidated:
+                conn.invalidate()  # its socket is shut: never back to the pool
+
+
+def run(engine: Engine, timeout: float, work: Callable[[Connection], T]) -> T:
+    """`work` in one bounded transaction, run again when the database rolled it back."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with errors():
+                try:
+                    with transaction(engine, deadline, timeout) as conn:
+                        return work(conn)
+                except DBAPIError as exc:
+                    if not dialects.is_retryable(exc):
+                        raise
+                    last = exc
+        except Retry as exc:
+            last = exc
+        pause = random.uniform(0, 0.004 * attempt)
+        if attempt == ATTEMPTS or time.monotonic() + pause >= deadline:
+            break
+        time.sleep(pause)
+    raise StoreUnavailable(
+        "the SQL cart store is too busy with this cart (deadlocks); try again"
+    ) from last
