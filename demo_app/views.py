@@ -98,6 +98,7 @@ def login() -> Any:
         email = form.email.data.strip().lower()
         user = db.session.scalar(sa.select(User).filter_by(email=email))
         if user is not None and user.check_password(form.password.data):
+            hooks.remember_guest_lines()  # to say what the merge had to leave out
             # Flask-Login's user_logged_in signal merges the guest cart (see hooks).
             login_user(user, remember=form.remember.data)
             flash(f"Welcome back, {user.name}.", "success")

@@ -258,6 +258,44 @@ def test_login_merges_the_guest_cart_and_says_so(browser):
     assert browser.lines() == {"notebook": 2, "coffee-beans": 1}
 
 
+def test_a_merge_cut_short_by_the_stock_says_what_was_left_out(shop_app, browser):
+    """Alice has 2 pairs of socks; her guest cart 2 more; 3 exist: 1 moves, and she is told
+    the other did not, and why. A product sold out meanwhile is named as left out."""
+    alice = Browser(shop_app)
+    alice.log_in()
+    alice.add("wool-socks", 2)
+    browser.add("wool-socks", 2)
+    browser.add("desk-lamp")
+    browser.add("notebook")
+    with shop_app.app_context():
+        db.session.get(Product, "desk-lamp").stock = 0
+        db.session.commit()
+    browser.log_in()
+    html = browser.page("/basket")
+    assert "2 items from your guest cart were added to your cart." in html
+    assert (
+        "Wool socks: only 1 of the 2 in your guest cart could be added: only 3 in stock, "
+        "and your cart has 3." in html
+    )
+    assert "Desk lamp (1 in your guest cart) was left out of your cart: it is out of stock." in html
+    assert browser.lines(html) == {"wool-socks": 3, "notebook": 1}
+
+
+def test_a_merge_that_adds_nothing_of_a_line_says_so(shop_app, browser):
+    alice = Browser(shop_app)
+    alice.log_in()
+    alice.add("wool-socks", 3)
+    browser.add("wool-socks", 1)
+    browser.log_in()
+    html = browser.page("/")
+    assert "from your guest cart were added" not in html
+    assert "from your guest cart was added" not in html
+    assert (
+        "Wool socks: none of the 1 in your guest cart could be added: only 3 in stock, "
+        "and your cart has 3." in html
+    )
+
+
 def test_wrong_password_and_logout(browser):
     response = browser.log_in(password="nope-nope")
     assert response.status_code == 422
