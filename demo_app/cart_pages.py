@@ -83,7 +83,18 @@ def flash_price_changes(view: cartview.CartView) -> None:
 def cart_page() -> str:
     view = current_view(with_old_prices=True)
     flash_price_changes(view)
-    return render_template("cart.html", cart=view)
+    return render_template("cart.html", cart=view, refused=refused_changes(view))
+
+
+def refused_changes(view: cartview.CartView) -> dict[str, str]:
+    """After a quantity form came back refused (no JavaScript): that line's note, saying why
+    and what the cart holds. The form's `next` names its line (``/basket?line=<id>``)."""
+    errors = get_flashed_messages(category_filter=["cart-error"])
+    product_id = request.args.get("line", "")
+    line = next((ln for ln in view.lines if ln.product_id == product_id), None)
+    if not errors or line is None:
+        return {}
+    return {product_id: f"{hooks.readable(errors[-1])}: your cart still has {line.quantity}."}
 
 
 # -- checkout --------------------------------------------------------------------------

@@ -178,9 +178,13 @@ def wants_json() -> bool:
 
 
 def csrf_error(error: CSRFError) -> Any:
+    """A missing or bad CSRF token: 403 ``csrf_failed`` (JSON) or a page saying what to do.
+
+    Registered on the app for CSRFError (code 400), so it is found before flask-cart's own
+    handler of the cart routes: form posts there get the page too, not JSON."""
     if wants_json():
-        return {"error": {"code": "csrf_failed", "message": error.description}}, 400
-    return render_template("csrf_error.html"), 400
+        return {"error": {"code": "csrf_failed", "message": error.description}}, 403
+    return render_template("csrf_error.html"), 403
 
 
 def store_unavailable(error: StoreUnavailable) -> Any:

@@ -196,9 +196,64 @@ def test_stock_limits_and_bad_input_are_refused_with_a_message(browser):
     assert browser.lines() == {"wool-socks": 3}
 
 
+def test_a_refused_quantity_shows_what_the_cart_holds_and_why(browser):
+    """7 socks typed where 3 are in stock (no JavaScript): the box shows the 3 the cart holds,
+    and the line says why the 7 was refused."""
+    browser.add("wool-socks", 3)
+    html = browser.page("/basket")
+    assert re.search(r'<form method="post" class="qty-form" data-cart-update novalidate', html)
+    assert '<input type="hidden" name="next" value="/basket?line=wool-socks">' in html
+    data = {"_method": "PATCH", "quantity": "7", "next": "/basket?line=wool-socks"}
+    response = browser.post("/cart/items/wool-socks", data)
+    assert response.status_code == 303 and response.location == "/basket?line=wool-socks"
+    html = browser.page(response.location)
+    assert browser.lines(html) == {"wool-socks": 3}
+    assert "Only 3 of Wool socks in stock: your cart still has 3." in html
+    assert re.search(r'aria-invalid="true">\s*<button', html)
+    # The note belongs to the refusal: a plain visit of the cart page has none.
+    html = browser.page("/basket?line=wool-socks")
+    assert "your cart still has" not in html and 'aria-invalid="true"' not in html
+    browser.set("wool-socks", 2)
+    html = browser.page("/basket?line=wool-socks")
+    assert browser.lines(html) == {"wool-socks": 2} and "your cart still has" not in html
+
+
 def test_a_post_without_the_csrf_token_changes_nothing(browser):
     response = browser.client.post("/cart/items", data={"product_id": "notebook"})
-    assert response.status_code in (400, 403)
+    assert response.status_code == 403
+    assert browser.lines() == {}
+
+
+@pytest.mark.parametrize("path", ["/cart/items", "/checkout", "/login", "/logout"])
+def test_a_missing_or_bad_csrf_token_is_a_friendly_403_page(browser, path):
+    for token in (None, "not-a-token"):
+        data = {"product_id": "notebook", "email": "a@example.com", "password": "x"}
+        if token:
+            data["csrf_token"] = token
+        response = browser.client.post(path, data=data)
+        assert response.status_code == 403, (path, response.status_code)
+        assert response.mimetype == "text/html"
+        html = response.text
+        assert "This page has expired" in html and "Nothing was changed." in html
+        assert "The CSRF token" not in html  # not Flask-WTF's raw text
+    assert browser.lines() == {}
+
+
+def test_a_json_request_without_the_csrf_token_is_a_403_csrf_failed(browser):
+    for headers in ({}, {"X-CSRFToken": "not-a-token"}):
+        response = browser.client.post(
+            "/cart/items", json={"product_id": "notebook"}, headers=headers
+        )
+        assert response.status_code == 403
+        assert response.get_json()["error"]["code"] == "csrf_failed"
+        assert response.get_json()["error"]["message"]
+        response = browser.client.patch(
+            "/cart/items/notebook",
+            json={"quantity": 2},
+            headers={"Accept": "application/json", **headers},
+        )
+        assert response.status_code == 403
+        assert response.get_json()["error"]["code"] == "csrf_failed"
     assert browser.lines() == {}
 
 
