@@ -225,8 +225,11 @@ def place_order(form: CheckoutForm) -> Any:
     db.session.add(order)
     db.session.flush()
     try:
-        # Removes the cart in db.session's transaction: committed with the order below.
-        current_cart.checkout(expect=reviewed_token, session=db.session)
+        # On the SQL store (the shop's own database) the cart is removed in db.session's
+        # transaction, committed or rolled back with the order below. Redis has no part in
+        # that transaction: there the removal is its own atomic step, taken only after the
+        # order's rows were written (flushed), just before the commit.
+        current_cart.checkout(expect=reviewed_token, session=cart_session())
     except CartChanged as error:
         db.session.rollback()
         return changed_review(form, *fresh_view(error))
@@ -247,6 +250,15 @@ def place_order(form: CheckoutForm) -> Any:
     else:
         flash(f"Thank you! Order #{order.id} is placed.", "success")
     return see_other("shop.order", order_id=order.id)
+
+
+def cart_session() -> Any:
+    """db.session when the carts live in the shop's database (CART_STORE "sqlalchemy" on
+    the app's `db`), else None: `checkout(session=...)` joins only a SQL transaction."""
+    config = current_app.config
+    if config["CART_STORE"] == "sqlalchemy" and not config.get("CART_DATABASE_URI"):
+        return db.session
+    return None
 
 
 def guest_orders() -> list[int]:

@@ -562,3 +562,31 @@ def test_a_database_of_an_older_demo_is_refused_with_what_to_do(tmp_path):
     engine.dispose()
     with pytest.raises(RuntimeError, match="predates guest checkout"):
         create_app({"SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": url})
+
+
+@pytest.mark.parametrize("shop_app", ["sqlite"], indirect=True)  # Redis: not in the transaction
+def test_the_order_and_the_carts_removal_roll_back_together(shop_app, browser):
+    """SQL store: the cart is removed in the order's transaction. A failure after the removal
+    (here a `cart_checked_out` receiver that raises, as a declined payment would) leaves no
+    order, the stock untouched and the cart whole."""
+    from flask_cart import signals
+
+    def declined(sender: Any, **extra: Any) -> None:
+        raise RuntimeError("payment declined")
+
+    browser.log_in()
+    browser.add("plant-pot", 2)
+    review = browser.review()
+    signals.cart_checked_out.connect(declined, shop_app)
+    try:
+        with pytest.raises(RuntimeError, match="payment declined"):
+            browser.place_order(review)
+    finally:
+        signals.cart_checked_out.disconnect(declined, shop_app)
+    with shop_app.app_context():
+        assert db.session.query(Order).count() == 0
+        assert db.session.get(Product, "plant-pot").stock == 35
+    assert browser.lines() == {"plant-pot": 2}
+    # And the same review goes through once the failure is gone.
+    assert browser.place_order(browser.review()).status_code == 303
+    assert browser.lines() == {}
