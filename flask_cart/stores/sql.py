@@ -34,7 +34,7 @@ from ..lines import (
     lines_from_json,
     lines_to_json,
 )
-from .base import CartKey, CartStore
+from .base import MAX_REMEMBERED_OPS, CartKey, CartStore
 
 DEFAULT_TABLE = "flask_cart"
 DEFAULT_TIMEOUT = 2.0
@@ -218,8 +218,14 @@ class SQLStore(CartStore):
         rule: Callable[[CartState], tuple[Mapping[str, Line], dict[str, Any]]],
         *,
         allow_sealed: bool = False,
+        op: str | None = None,
+        on_repeat: Callable[[], None] | None = None,
     ) -> CartState:
-        """Lock the cart, apply `rule` to it, write the result as the next version."""
+        """Lock the cart, apply `rule` to it, write the result as the next version.
+
+        `op` (the change's id) is remembered with the cart (the last MAX_REMEMBERED_OPS);
+        a change whose id is remembered is not applied again: it answers the cart as it is
+        now (after calling `on_repeat`)."""
         now = self.clock()
         try:
             with self._errors(), self.engine.begin() as conn:
@@ -229,12 +235,22 @@ class SQLStore(CartStore):
                     raise CartClosed(
                         "this cart was merged into another and takes no more changes"
                     )
+                ops = [str(o) for o in (row.content or {}).get("ops", ())] if state.exists else []
+                if op is not None and op in ops:
+                    if on_repeat is not None:
+                        on_repeat()
+                    raise _Unchanged(state)
+                if op is not None:
+                    ops = [op, *ops][:MAX_REMEMBERED_OPS]
                 fresh = not state.uid
                 if fresh:
                     state = replace(state, uid=uuid.uuid4().hex)
                 lines, changes = rule(state)
+                content = _content(lines, state, **changes)
+                if ops:
+                    content["ops"] = ops
                 values = {
-                    "content": _content(lines, state, **changes),
+                    "content": content,
                     "version": row.version + 1,
                     "updated_at": now,
                     "customer_id": owner.customer_id,
@@ -272,7 +288,7 @@ class SQLStore(CartStore):
         self, key: CartKey, line: Line, *, owner: Owner, limits: Limits, op: str | None = None
     ) -> CartState:
         return self._change(
-            key, owner, lambda s: (apply_add(s.lines, line, limits), {})
+            key, owner, lambda s: (apply_add(s.lines, line, limits), {}), op=op
         )
 
     def set_quantity(
@@ -286,7 +302,10 @@ class SQLStore(CartStore):
         op: str | None = None,
     ) -> CartState:
         return self._change(
-            key, owner, lambda s: (apply_set(s.lines, product_id, quantity, limits), {})
+            key,
+            owner,
+            lambda s: (apply_set(s.lines, product_id, quantity, limits), {}),
+            op=op,
         )
 
     def remove(
@@ -300,7 +319,8 @@ class SQLStore(CartStore):
             removed.append(True)
             return {k: v for k, v in state.lines.items() if k != product_id}, {}
 
-        state = self._change(key, owner, rule)
+        # A repeated change answers (True, the cart now): it was applied once.
+        state = self._change(key, owner, rule, op=op, on_repeat=lambda: removed.append(True))
         return bool(removed), state
 
     def clear(self, key: CartKey, *, owner: Owner, op: str | None = None) -> CartState:
@@ -309,7 +329,7 @@ class SQLStore(CartStore):
                 raise _Unchanged(CartState())
             return {}, {}
 
-        return self._change(key, owner, rule)
+        return self._change(key, owner, rule, op=op)
 
     def delete(self, key: CartKey) -> bool:
         with self._errors(), self.engine.begin() as conn:
