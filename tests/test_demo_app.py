@@ -414,6 +414,7 @@ def test_a_guest_checks_out_with_an_email_address(shop_app, browser):
     assert "Thank you! Order #1 is placed." in html
     assert "The confirmation goes to guest@example.com" in html
     assert "guest@example.com (guest)" in html and "$19.50" in html
+    assert "guest cart cookie was cleared" in html
     assert "All your orders" not in html
     assert browser.lines() == {} and browser.badge() == "0"
     with shop_app.app_context():
