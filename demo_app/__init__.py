@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
@@ -85,4 +86,15 @@ def init_db() -> list[str]:
 
     db.create_all()
     carts.create_tables()
+    check_schema()
     return seed()
+
+
+def check_schema() -> None:
+    """Refuse, with what to do, a database made by an older demo (create_all adds no columns)."""
+    columns = {column["name"] for column in sa.inspect(db.engine).get_columns("demo_order")}
+    if "email" not in columns:
+        raise RuntimeError(
+            "the demo_order table predates guest checkout (no email column): start from a "
+            "fresh database (delete instance/demo_shop.sqlite3, or point DATABASE_URL elsewhere)"
+        )

@@ -10,17 +10,30 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    get_flashed_messages,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from flask_cart import current_cart
-from flask_cart.errors import CartError
+from flask_cart.errors import CartChanged, CartError
 
-from . import cartview, status
+from . import cartview, hooks, status
+from .forms import CheckoutForm
 from .models import Order, OrderLine, Product, db
 
 SEEN_PRICES = "demo_seen_prices"
+GUEST_ORDERS = "demo_guest_orders"
 
 
 def register(bp: Blueprint) -> None:
@@ -70,59 +83,187 @@ def flash_price_changes(view: cartview.CartView) -> None:
 def cart_page() -> str:
     view = current_view(with_old_prices=True)
     flash_price_changes(view)
-    return render_template("cart.html", cart=view)
+    return render_template("cart.html", cart=view, refused=refused_changes(view))
+
+
+def refused_changes(view: cartview.CartView) -> dict[str, str]:
+    """After a quantity form came back refused (no JavaScript): that line's note, saying why
+    and what the cart holds. The form's `next` names its line (``/basket?line=<id>``)."""
+    errors = get_flashed_messages(category_filter=["cart-error"])
+    product_id = request.args.get("line", "")
+    line = next((ln for ln in view.lines if ln.product_id == product_id), None)
+    if not errors or line is None:
+        return {}
+    return {product_id: f"{hooks.readable(errors[-1])}: your cart still has {line.quantity}."}
 
 
 # -- checkout --------------------------------------------------------------------------
+#
+# The review page reads the store (refresh(), not the browser's sync copy) and posts the
+# cart's token; "Place order" takes the cart only if it still is what that token names
+# (checkout(expect=token)), in the same database transaction as the order rows
+# (session=db.session). A cart changed in between (another device, a new price, a stock
+# drop) is shown again with a notice, never charged.
 
 
-@login_required
-def checkout() -> Any:
-    view = current_view(with_old_prices=request.method == "GET")
+def reviewed_of(view: cartview.CartView) -> str:
+    """What the review page shows, as a hidden field: "product:quantity:price ..."."""
+    return " ".join(f"{ln.product_id}:{ln.quantity}:{ln.unit_price}" for ln in view.lines)
+
+
+def parse_reviewed(text: str) -> dict[str, tuple[int, Decimal]]:
+    seen: dict[str, tuple[int, Decimal]] = {}
+    for part in (text or "").split():
+        try:
+            product_id, quantity, price = part.rsplit(":", 2)
+            seen[product_id] = (int(quantity), Decimal(price))
+        except (ValueError, ArithmeticError):
+            continue
+    return seen
+
+
+def review(
+    form: CheckoutForm, view: cartview.CartView, token: str, status: int = 200, **extra: Any
+) -> Any:
+    form.cart_token.data = token
+    form.reviewed.data = reviewed_of(view)
+    if current_user.is_authenticated:
+        form.email.data = current_user.email
+    return render_template("checkout.html", cart=view, form=form, **extra), status
+
+
+def changed_review(form: CheckoutForm, view: cartview.CartView, token: str) -> Any:
+    """The review again, of the cart as it is now, saying what changed since the last one."""
     if not view.lines:
-        flash("Your cart is empty: add something first.", "info")
-        return see_other("shop.catalogue")
-    if request.method == "GET":
-        return render_template("checkout.html", cart=view)
+        flash("Your cart changed since you reviewed it: it is empty now.", "warning")
+        return see_other("shop.cart")
+    seen = parse_reviewed(form.reviewed.data or "")
+    notes: dict[str, str] = {}
+    for line in view.lines:
+        if line.product_id not in seen:
+            notes[line.product_id] = "new since your review"
+        elif seen[line.product_id][0] != line.quantity:
+            notes[line.product_id] = f"was {seen[line.product_id][0]}"
+        elif seen[line.product_id][1] != line.unit_price:
+            notes[line.product_id] = f"was {cartview.money(seen[line.product_id][1])}"
+    shown = {line.product_id for line in view.lines}
+    gone = [hooks.product_name(pid) for pid in seen if pid not in shown]
+    return review(form, view, token, 409, changed=True, notes=notes, gone=gone)
+
+
+def fresh_view(error: CartChanged) -> tuple[cartview.CartView, str]:
+    """The cart CartChanged carries (the JSON form of GET /cart) and its token."""
+    items = {str(item["product_id"]): item for item in error.details.get("items") or []}
+    return cartview.build(items), str(error.details.get("token", ""))
+
+
+def checkout() -> Any:
+    form = CheckoutForm()
+    if request.method == "GET" or not form.is_submitted():
+        current_cart.refresh()  # the store's cart: what will be ordered
+        view = current_view(with_old_prices=True)
+        if not view.lines:
+            flash("Your cart is empty: add something first.", "info")
+            return see_other("shop.catalogue")
+        return review(form, view, current_cart.token)
+    return place_order(form)
+
+
+def place_order(form: CheckoutForm) -> Any:
+    reviewed_token = form.cart_token.data or ""
+    guest = not current_user.is_authenticated
+    email = current_user.email if not guest else (form.email.data or "").strip().lower()
+    valid = form.validate()
+    if guest and not email and not form.email.errors:
+        form.email.errors.append("Enter an e-mail address for your order confirmation.")
+    if not valid or not email:
+        current_cart.refresh()
+        view = current_view()
+        if not view.lines:
+            return see_other("shop.cart")
+        return review(form, view, current_cart.token, 422)
+
+    current_cart.refresh()
+    view = current_view()
+    if not view.lines:
+        flash("Your cart is empty: was it checked out on another device?", "info")
+        return see_other("shop.orders" if not guest else "shop.catalogue")
+    if current_cart.token != reviewed_token:
+        return changed_review(form, view, current_cart.token)
     if view.problems:
         for message in view.problems:
             flash(message, "warning")
         return see_other("shop.cart")
-    # The snapshot is what is bought: another device may have changed the cart since the
-    # page was drawn, so the order is built from it, at today's prices, within the stock.
-    snapshot = current_cart.checkout()
-    lines = cartview.build(snapshot.get("items") or {}).lines
-    if not lines:
-        flash("Your cart is empty: was it checked out on another device?", "info")
-        return see_other("shop.orders")
-    order = Order(user_id=current_user.id, total=Decimal(0), created_at=datetime.now(timezone.utc))
-    for line in lines:
-        product = db.session.get(Product, line.product_id, with_for_update=True)
-        if product is None or product.stock <= 0:
-            flash(f"{line.name} sold out before your order was placed.", "warning")
-            continue
-        quantity = min(line.quantity, product.stock)
-        if quantity < line.quantity:
-            flash(f"Only {quantity} of {product.name} were left; your order has those.", "warning")
-        product.stock -= quantity
+
+    # The order is what the review showed: its lines, quantities and prices.
+    order = Order(
+        user_id=None if guest else current_user.id,
+        email=email,
+        total=view.total,
+        currency=current_app.config["CART_CURRENCY"],
+        created_at=datetime.now(timezone.utc),
+    )
+    for line in view.lines:
         order.lines.append(
             OrderLine(
-                product_id=product.id,
-                name=product.name,
-                unit_price=product.price,
-                quantity=quantity,
+                product_id=line.product_id,
+                name=line.name,
+                unit_price=line.unit_price,
+                quantity=line.quantity,
             )
         )
-        order.total += product.price * quantity
-    if not order.lines:
-        db.session.rollback()
-        flash("Nothing in your cart could be ordered.", "error")
-        return see_other("shop.cart")
+        # Take the stock in the same transaction; never below zero.
+        taken = db.session.execute(
+            sa.update(Product)
+            .where(Product.id == line.product_id, Product.stock >= line.quantity)
+            .values(stock=Product.stock - line.quantity)
+        )
+        if taken.rowcount != 1:
+            db.session.rollback()  # sold meanwhile: the review changes
+            current_cart.refresh()
+            return changed_review(form, current_view(), current_cart.token)
     db.session.add(order)
+    db.session.flush()
+    try:
+        # On the SQL store (the shop's own database) the cart is removed in db.session's
+        # transaction, committed or rolled back with the order below. Redis has no part in
+        # that transaction: there the removal is its own atomic step, taken only after the
+        # order's rows were written (flushed), just before the commit.
+        current_cart.checkout(expect=reviewed_token, session=cart_session())
+    except CartChanged as error:
+        db.session.rollback()
+        return changed_review(form, *fresh_view(error))
+    except Exception:
+        db.session.rollback()
+        raise
     db.session.commit()
     session.pop(SEEN_PRICES, None)
-    flash(f"Thank you! Order #{order.id} is placed.", "success")
+    if guest:
+        # A guest sees their orders through this (signed) session: no account, no cookie of
+        # flask-cart's any more (checkout cleared the guest cookie).
+        session[GUEST_ORDERS] = [*session.get(GUEST_ORDERS, [])[-9:], order.id]
+        flash(
+            f"Thank you! Order #{order.id} is placed. The confirmation goes to {email} "
+            "(this is a demo: no e-mail is sent).",
+            "success",
+        )
+    else:
+        flash(f"Thank you! Order #{order.id} is placed.", "success")
     return see_other("shop.order", order_id=order.id)
+
+
+def cart_session() -> Any:
+    """db.session when the carts live in the shop's database (CART_STORE "sqlalchemy" on
+    the app's `db`), else None: `checkout(session=...)` joins only a SQL transaction."""
+    config = current_app.config
+    if config["CART_STORE"] == "sqlalchemy" and not config.get("CART_DATABASE_URI"):
+        return db.session
+    return None
+
+
+def guest_orders() -> list[int]:
+    """The orders this browser placed as a guest (kept in the signed session)."""
+    return [int(n) for n in session.get(GUEST_ORDERS, []) if isinstance(n, int)]
 
 
 # -- QA --------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Flask, flash, g, render_template, request
+from flask import Flask, current_app, flash, g, render_template, request
 from flask_wtf.csrf import CSRFError
 
 from flask_cart import current_cart, signals
@@ -72,22 +72,82 @@ def form_post() -> bool:
     return request.blueprint == "flask_cart" and request.mimetype in FORM_TYPES
 
 
-def merged(sender: Any, moved: Any = None, dropped: Any = None, **extra: Any) -> None:
-    """After a login merged a guest cart: "2 items from your guest cart were added"."""
+GUEST_LINES = "demo_guest_lines"
+
+
+def remember_guest_lines() -> None:
+    """Before a log-in: the guest cart's quantities, to tell at the merge what was cut short.
+
+    (`cart_merged` says what moved and which products were dropped; a line clamped by the
+    stock shows only as fewer units moved than the guest cart held.)"""
     try:
-        units = sum(int(n) for n in (moved or {}).values())
+        current_cart.refresh()
+        lines = {pid: int(details["quantity"]) for pid, details in current_cart.get().items()}
+        g.setdefault(GUEST_LINES, lines)
+    except CartError:
+        pass
+
+
+def merged(
+    sender: Any, cart: Any = None, moved: Any = None, dropped: Any = None, **extra: Any
+) -> None:
+    """After a login merged a guest cart: "2 items from your guest cart were added", and for
+    each line left out or cut short, what and why."""
+    try:
+        moved = {str(pid): int(n) for pid, n in (moved or {}).items()}
     except (AttributeError, TypeError, ValueError):
-        units = 0
+        moved = {}
+    dropped = [str(pid) for pid in dropped or []]
+    units = sum(moved.values())
     if units > 0:
         noun, verb = ("item", "was") if units == 1 else ("items", "were")
         flash(f"{units} {noun} from your guest cart {verb} added to your cart.", "success")
-    if dropped:
-        names = ", ".join(product_name(str(pid)) for pid in dropped)
+    guest: dict[str, int] = g.pop(GUEST_LINES, None) or {}
+    for product_id, had in guest.items():
+        if product_id in dropped or moved.get(product_id, 0) >= had:
+            continue
+        got = moved.get(product_id, 0)
+        now = cart_quantity(cart, product_id)
+        what = "none" if got == 0 else f"only {got}"
         flash(
-            f"Left out of your cart (no room or no stock): {names}.",
+            f"{product_name(product_id)}: {what} of the {had} in your guest cart could be "
+            f"added: {why_capped(product_id, now)}, and your cart has {now}.",
+            "warning",
+        )
+    for product_id in dropped:
+        had = guest.get(product_id)
+        units_text = f" ({had} in your guest cart)" if had else ""
+        flash(
+            f"{product_name(product_id)}{units_text} was left out of your cart: "
+            f"{why_dropped(product_id)}.",
             "warning",
         )
     g.pop("cart_badge", None)
+
+
+def cart_quantity(cart: Any, product_id: str) -> int:
+    try:
+        return int((cart or current_cart).get_product(product_id).get("quantity", 0))
+    except (CartError, TypeError, ValueError):
+        return 0
+
+
+def why_capped(product_id: str, now: int) -> str:
+    product = db.session.get(Product, product_id)
+    if product is not None and product.stock <= now:
+        return f"only {product.stock} in stock"
+    cap = current_app.config.get("CART_MAX_LINE_QUANTITY", 999)
+    return f"at most {cap} per line"
+
+
+def why_dropped(product_id: str) -> str:
+    product = db.session.get(Product, product_id)
+    if product is None:
+        return "it is no longer sold"
+    if product.stock <= 0:
+        return "it is out of stock"
+    cap = current_app.config.get("CART_MAX_LINES", 100)
+    return f"a cart holds at most {cap} different products"
 
 
 def added(sender: Any, product_id: str = "", quantity: int = 0, **extra: Any) -> None:
@@ -118,9 +178,13 @@ def wants_json() -> bool:
 
 
 def csrf_error(error: CSRFError) -> Any:
+    """A missing or bad CSRF token: 403 ``csrf_failed`` (JSON) or a page saying what to do.
+
+    Registered on the app for CSRFError (code 400), so it is found before flask-cart's own
+    handler of the cart routes: form posts there get the page too, not JSON."""
     if wants_json():
-        return {"error": {"code": "csrf_failed", "message": error.description}}, 400
-    return render_template("csrf_error.html"), 400
+        return {"error": {"code": "csrf_failed", "message": error.description}}, 403
+    return render_template("csrf_error.html"), 403
 
 
 def store_unavailable(error: StoreUnavailable) -> Any:

@@ -81,12 +81,14 @@ class Order(db.Model):
     __tablename__ = "demo_order"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("demo_user.id"))
+    # None for a guest's order: the e-mail address it was placed with is all there is.
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("demo_user.id"), nullable=True)
+    email: Mapped[str] = mapped_column(sa.String(200), default="")
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     total: Mapped[Decimal] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(sa.String(3), default="USD")
 
-    user: Mapped[User] = relationship(back_populates="orders")
+    user: Mapped[User | None] = relationship(back_populates="orders")
     lines: Mapped[list[OrderLine]] = relationship(
         back_populates="order", cascade="all, delete-orphan", order_by="OrderLine.id"
     )
@@ -94,6 +96,10 @@ class Order(db.Model):
     @property
     def quantity(self) -> int:
         return sum(line.quantity for line in self.lines)
+
+    @property
+    def placed_by(self) -> str:
+        return self.user.name if self.user is not None else f"{self.email} (guest)"
 
 
 class OrderLine(db.Model):

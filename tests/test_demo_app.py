@@ -96,6 +96,14 @@ class Browser:
         self.get("/login")
         return self.post("/login", {"email": email, "password": password})
 
+    def review(self) -> dict[str, str]:
+        """The checkout page's hidden fields (the cart token and what it shows)."""
+        html = self.page("/checkout")
+        return dict(re.findall(r'name="(cart_token|reviewed)" type="hidden" value="([^"]*)"', html))
+
+    def place_order(self, review: dict[str, str], **fields: Any) -> Any:
+        return self.post("/checkout", {**review, **fields})
+
     def badge(self) -> str:
         found = re.search(r"data-cart-badge>([^<]*)<", self.page("/"))
         assert found
@@ -188,9 +196,64 @@ def test_stock_limits_and_bad_input_are_refused_with_a_message(browser):
     assert browser.lines() == {"wool-socks": 3}
 
 
+def test_a_refused_quantity_shows_what_the_cart_holds_and_why(browser):
+    """7 socks typed where 3 are in stock (no JavaScript): the box shows the 3 the cart holds,
+    and the line says why the 7 was refused."""
+    browser.add("wool-socks", 3)
+    html = browser.page("/basket")
+    assert re.search(r'<form method="post" class="qty-form" data-cart-update novalidate', html)
+    assert '<input type="hidden" name="next" value="/basket?line=wool-socks">' in html
+    data = {"_method": "PATCH", "quantity": "7", "next": "/basket?line=wool-socks"}
+    response = browser.post("/cart/items/wool-socks", data)
+    assert response.status_code == 303 and response.location == "/basket?line=wool-socks"
+    html = browser.page(response.location)
+    assert browser.lines(html) == {"wool-socks": 3}
+    assert "Only 3 of Wool socks in stock: your cart still has 3." in html
+    assert re.search(r'aria-invalid="true">\s*<button', html)
+    # The note belongs to the refusal: a plain visit of the cart page has none.
+    html = browser.page("/basket?line=wool-socks")
+    assert "your cart still has" not in html and 'aria-invalid="true"' not in html
+    browser.set("wool-socks", 2)
+    html = browser.page("/basket?line=wool-socks")
+    assert browser.lines(html) == {"wool-socks": 2} and "your cart still has" not in html
+
+
 def test_a_post_without_the_csrf_token_changes_nothing(browser):
     response = browser.client.post("/cart/items", data={"product_id": "notebook"})
-    assert response.status_code in (400, 403)
+    assert response.status_code == 403
+    assert browser.lines() == {}
+
+
+@pytest.mark.parametrize("path", ["/cart/items", "/checkout", "/login", "/logout"])
+def test_a_missing_or_bad_csrf_token_is_a_friendly_403_page(browser, path):
+    for token in (None, "not-a-token"):
+        data = {"product_id": "notebook", "email": "a@example.com", "password": "x"}
+        if token:
+            data["csrf_token"] = token
+        response = browser.client.post(path, data=data)
+        assert response.status_code == 403, (path, response.status_code)
+        assert response.mimetype == "text/html"
+        html = response.text
+        assert "This page has expired" in html and "Nothing was changed." in html
+        assert "The CSRF token" not in html  # not Flask-WTF's raw text
+    assert browser.lines() == {}
+
+
+def test_a_json_request_without_the_csrf_token_is_a_403_csrf_failed(browser):
+    for headers in ({}, {"X-CSRFToken": "not-a-token"}):
+        response = browser.client.post(
+            "/cart/items", json={"product_id": "notebook"}, headers=headers
+        )
+        assert response.status_code == 403
+        assert response.get_json()["error"]["code"] == "csrf_failed"
+        assert response.get_json()["error"]["message"]
+        response = browser.client.patch(
+            "/cart/items/notebook",
+            json={"quantity": 2},
+            headers={"Accept": "application/json", **headers},
+        )
+        assert response.status_code == 403
+        assert response.get_json()["error"]["code"] == "csrf_failed"
     assert browser.lines() == {}
 
 
@@ -250,6 +313,44 @@ def test_login_merges_the_guest_cart_and_says_so(browser):
     assert browser.lines() == {"notebook": 2, "coffee-beans": 1}
 
 
+def test_a_merge_cut_short_by_the_stock_says_what_was_left_out(shop_app, browser):
+    """Alice has 2 pairs of socks; her guest cart 2 more; 3 exist: 1 moves, and she is told
+    the other did not, and why. A product sold out meanwhile is named as left out."""
+    alice = Browser(shop_app)
+    alice.log_in()
+    alice.add("wool-socks", 2)
+    browser.add("wool-socks", 2)
+    browser.add("desk-lamp")
+    browser.add("notebook")
+    with shop_app.app_context():
+        db.session.get(Product, "desk-lamp").stock = 0
+        db.session.commit()
+    browser.log_in()
+    html = browser.page("/basket")
+    assert "2 items from your guest cart were added to your cart." in html
+    assert (
+        "Wool socks: only 1 of the 2 in your guest cart could be added: only 3 in stock, "
+        "and your cart has 3." in html
+    )
+    assert "Desk lamp (1 in your guest cart) was left out of your cart: it is out of stock." in html
+    assert browser.lines(html) == {"wool-socks": 3, "notebook": 1}
+
+
+def test_a_merge_that_adds_nothing_of_a_line_says_so(shop_app, browser):
+    alice = Browser(shop_app)
+    alice.log_in()
+    alice.add("wool-socks", 3)
+    browser.add("wool-socks", 1)
+    browser.log_in()
+    html = browser.page("/")
+    assert "from your guest cart were added" not in html
+    assert "from your guest cart was added" not in html
+    assert (
+        "Wool socks: none of the 1 in your guest cart could be added: only 3 in stock, "
+        "and your cart has 3." in html
+    )
+
+
 def test_wrong_password_and_logout(browser):
     response = browser.log_in(password="nope-nope")
     assert response.status_code == 422
@@ -262,23 +363,23 @@ def test_wrong_password_and_logout(browser):
     assert browser.lines() == {"notebook": 1}
 
 
-def test_checkout_needs_a_login_and_stores_the_order(shop_app, browser):
+def test_checkout_stores_the_order_of_a_customer(shop_app, browser):
     browser.add("jigsaw")
     browser.add("plant-pot", 2)
-    response = browser.get("/checkout")
-    assert response.status_code == 302 and "/login" in response.location
     browser.log_in()
-    assert "Place order ($44.39)" in browser.page("/checkout")
-    response = browser.post("/checkout")
+    html = browser.page("/checkout")
+    assert "Place order ($44.39)" in html and "alice@example.com" in html
+    response = browser.place_order(browser.review())
     assert response.status_code == 303
     html = browser.page(response.location)
     assert "Thank you! Order #1 is placed." in html
-    assert "1000-piece jigsaw" in html and "$44.39" in html
+    assert "1000-piece jigsaw" in html and "$44.39" in html and "by Alice" in html
     assert browser.lines() == {}
     assert browser.badge() == "0"
     with shop_app.app_context():
         order = db.session.get(Order, 1)
         assert order.total == Decimal("44.39")
+        assert order.email == "alice@example.com" and order.user.name == "Alice"
         assert {line.product_id: line.quantity for line in order.lines} == {
             "jigsaw": 1,
             "plant-pot": 2,
@@ -290,6 +391,141 @@ def test_checkout_needs_a_login_and_stores_the_order(shop_app, browser):
     bob = Browser(shop_app)
     bob.log_in(*DEMO_USERS[1][:2])
     assert bob.get("/orders/1").status_code == 404
+
+
+def test_a_guest_checks_out_with_an_email_address(shop_app, browser):
+    browser.add("green-tea", 2)
+    html = browser.page("/checkout")
+    assert "E-mail for the order confirmation" in html and "Place order ($19.50)" in html
+    review = browser.review()
+    # No e-mail address, or a bad one: the review again, nothing ordered.
+    response = browser.place_order(review)
+    assert response.status_code == 422
+    assert "Enter an e-mail address for your order confirmation." in response.text
+    response = browser.place_order(review, email="not an address")
+    assert response.status_code == 422 and "Enter an e-mail address." in response.text
+    assert browser.client.get_cookie("guest_cart_id") is not None
+
+    response = browser.place_order(review, email="Guest@Example.com ")
+    assert response.status_code == 303 and response.location == "/orders/1"
+    # flask-cart cleared the guest cookie with the cart; the order is this browser's to see.
+    assert browser.client.get_cookie("guest_cart_id") is None
+    html = browser.page("/orders/1")
+    assert "Thank you! Order #1 is placed." in html
+    assert "The confirmation goes to guest@example.com" in html
+    assert "guest@example.com (guest)" in html and "$19.50" in html
+    assert "guest cart cookie was cleared" in html
+    assert "All your orders" not in html
+    assert browser.lines() == {} and browser.badge() == "0"
+    with shop_app.app_context():
+        order = db.session.get(Order, 1)
+        assert order.user_id is None and order.email == "guest@example.com"
+        assert order.total == Decimal("19.50")
+        assert db.session.get(Product, "green-tea").stock == 28
+    # Another browser (or a logged-in customer) does not see a guest's order.
+    assert Browser(shop_app).get("/orders/1").status_code == 404
+    bob = Browser(shop_app)
+    bob.log_in(*DEMO_USERS[1][:2])
+    assert bob.get("/orders/1").status_code == 404
+    # A new guest cart afterwards starts afresh, with a new cookie.
+    browser.add("notebook")
+    assert browser.lines() == {"notebook": 1}
+
+
+def test_a_change_between_review_and_order_shows_the_review_again(shop_app, browser):
+    """Device A reviews one pot; device B makes it two; A's "Place order" orders nothing and
+    shows the fresh cart; A's second order is exactly what A confirmed the second time."""
+    device_a, device_b = browser, Browser(shop_app)
+    device_a.log_in()
+    device_b.log_in()
+    device_a.add("plant-pot")
+    device_a.add("notebook")
+    first = device_a.review()
+    assert "Place order ($25.20)" in device_a.page("/checkout")
+    assert device_b.set("plant-pot", 2).status_code == 303
+
+    response = device_a.place_order(first)
+    assert response.status_code == 409
+    html = response.text
+    assert "Your cart changed since you reviewed it" in html
+    assert "Nothing was ordered and nothing was charged" in html
+    assert "was 1" in html and "Place order ($36.40)" in html
+    with shop_app.app_context():
+        assert db.session.query(Order).count() == 0
+        assert db.session.get(Product, "plant-pot").stock == 35
+    assert device_b.lines() == {"plant-pot": 2, "notebook": 1}
+
+    # The old token stays refused; the review it was shown now is what gets ordered.
+    assert device_a.place_order(first).status_code == 409
+    second = dict(re.findall(r'name="(cart_token|reviewed)" type="hidden" value="([^"]*)"', html))
+    assert second["cart_token"] != first["cart_token"]
+    response = device_a.place_order(second)
+    assert response.status_code == 303
+    with shop_app.app_context():
+        order = db.session.query(Order).one()
+        assert order.total == Decimal("36.40")
+        assert {line.product_id: line.quantity for line in order.lines} == {
+            "plant-pot": 2,
+            "notebook": 1,
+        }
+    assert device_b.lines() == {}
+
+
+def test_a_price_change_between_review_and_order_is_not_charged(shop_app, browser):
+    browser.add("desk-lamp")
+    review = browser.review()
+    with shop_app.app_context():
+        db.session.get(Product, "desk-lamp").price = Decimal("64.00")
+        db.session.commit()
+    response = browser.place_order(review, email="guest@example.com")
+    assert response.status_code == 409
+    assert "Your cart changed since you reviewed it" in response.text
+    assert "was $59.00" in response.text and "Place order ($64.00)" in response.text
+    assert browser.client.get_cookie("guest_cart_id") is not None
+    with shop_app.app_context():
+        assert db.session.query(Order).count() == 0
+    assert browser.lines() == {"desk-lamp": 1}
+
+
+def test_a_line_removed_elsewhere_is_named_on_the_new_review(shop_app, browser):
+    other = Browser(shop_app)
+    browser.log_in()
+    other.log_in()
+    browser.add("notebook")
+    browser.add("jigsaw")
+    review = browser.review()
+    other.remove("jigsaw")
+    response = browser.place_order(review)
+    assert response.status_code == 409
+    assert "No longer in your cart: 1000-piece jigsaw." in response.text
+    # Emptied (or ordered) elsewhere: the orders page, saying so.
+    other.remove("notebook")
+    response = browser.place_order(review)
+    assert response.status_code == 303 and response.location == "/orders"
+    assert "Your cart is empty: was it checked out on another device?" in browser.page("/orders")
+
+
+def test_a_stock_drop_between_review_and_order_is_not_ordered(shop_app, browser):
+    browser.add("fountain-pen", 3)
+    review = browser.review()
+    with shop_app.app_context():
+        db.session.get(Product, "fountain-pen").stock = 2
+        db.session.commit()
+    response = browser.place_order(review, email="guest@example.com")
+    assert response.status_code == 409
+    assert "Only 2 of Fountain pen left in stock" in response.text
+    assert "Place order" not in response.text
+    with shop_app.app_context():
+        assert db.session.query(Order).count() == 0
+        assert db.session.get(Product, "fountain-pen").stock == 2
+
+
+def test_the_qa_page_is_out_of_the_shoppers_way(browser):
+    html = browser.page("/")
+    nav = re.search(r'<nav class="nav".*?</nav>', html, re.S).group(0)
+    assert "/status" not in nav and "Cart status" not in nav
+    footer = re.search(r'<footer class="site-footer">.*?</footer>', html, re.S).group(0)
+    assert re.search(r'<a class="qa-link" href="/status"[^>]*>QA: cart status</a>', footer)
 
 
 def test_cart_status_page(browser):
@@ -315,3 +551,43 @@ def test_the_json_routes_take_the_csrf_header(browser):
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["quantity"] == 2
     assert browser.badge() == "2"
+
+
+def test_a_database_of_an_older_demo_is_refused_with_what_to_do(tmp_path):
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE demo_order (id INTEGER PRIMARY KEY)"))
+    engine.dispose()
+    with pytest.raises(RuntimeError, match="predates guest checkout"):
+        create_app({"SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": url})
+
+
+@pytest.mark.parametrize("shop_app", ["sqlite"], indirect=True)  # Redis: not in the transaction
+def test_the_order_and_the_carts_removal_roll_back_together(shop_app, browser):
+    """SQL store: the cart is removed in the order's transaction. A failure after the removal
+    (here a `cart_checked_out` receiver that raises, as a declined payment would) leaves no
+    order, the stock untouched and the cart whole."""
+    from flask_cart import signals
+
+    def declined(sender: Any, **extra: Any) -> None:
+        raise RuntimeError("payment declined")
+
+    browser.log_in()
+    browser.add("plant-pot", 2)
+    review = browser.review()
+    signals.cart_checked_out.connect(declined, shop_app)
+    try:
+        with pytest.raises(RuntimeError, match="payment declined"):
+            browser.place_order(review)
+    finally:
+        signals.cart_checked_out.disconnect(declined, shop_app)
+    with shop_app.app_context():
+        assert db.session.query(Order).count() == 0
+        assert db.session.get(Product, "plant-pot").stock == 35
+    assert browser.lines() == {"plant-pot": 2}
+    # And the same review goes through once the failure is gone.
+    assert browser.place_order(browser.review()).status_code == 303
+    assert browser.lines() == {}

@@ -106,6 +106,37 @@
     return negative ? `-${shown}` : shown;
   }
 
+  // A line's own message under its quantity box ("" hides it).
+  function lineMessage(form, text) {
+    const note = form.querySelector("[data-line-message]");
+    const input = form.querySelector('input[name="quantity"]');
+    if (note) {
+      note.textContent = text;
+      note.hidden = !text;
+    }
+    if (input) {
+      if (text) input.setAttribute("aria-invalid", "true");
+      else input.removeAttribute("aria-invalid");
+    }
+  }
+
+  // A refused quantity: put back what the store holds and say why, on the line itself.
+  async function refusedUpdate(form, message) {
+    let cart = null;
+    try {
+      cart = await callCart("GET", "");
+    } catch (error) {
+      cart = null;
+    }
+    const productId = lineOf(form);
+    const item = cart ? cart.items.find((line) => line.product_id === productId) : null;
+    const input = form.querySelector('input[name="quantity"]');
+    if (cart) showCart(cart);
+    if (item && input) input.value = String(item.quantity);
+    const kept = item ? `: your cart still has ${item.quantity}.` : ".";
+    lineMessage(form, `${message}${kept}`);
+  }
+
   function showCart(cart) {
     document.querySelectorAll("[data-cart-badge]").forEach((badge) => {
       badge.textContent = String(cart.quantity);
@@ -179,6 +210,7 @@
       const quantity = readQuantity(form, 0);
       const path = `/items/${encodeURIComponent(lineOf(form))}`;
       const cart = await callCart("PATCH", path, { quantity });
+      lineMessage(form, "");
       const name = productOf(form)[1] || "That product";
       flash(quantity === 0 ? `Removed ${name} from your cart.` : `${name}: quantity set to ${quantity}.`, quantity === 0 ? "info" : "success");
       return cart;
@@ -218,7 +250,9 @@
         return;
       }
       const [productId, name] = productOf(form);
-      flash(readable(error.message || "Your cart could not be changed.", productId, name), "error");
+      const message = readable(error.message || "Your cart could not be changed.", productId, name);
+      flash(message, "error");
+      if (action === "update" && error.status !== 0) await refusedUpdate(form, message);
     } finally {
       form.classList.remove("busy");
     }

@@ -43,6 +43,8 @@ SHOP_STORES = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("redis", id="redis", marks=pytest.mark.redis),
 ]
+# Every scenario runs on a laptop's window and on a phone's (390 px wide, as an iPhone 12-15).
+WIDTHS = {"desktop": {"width": 1200, "height": 800}, "phone": {"width": 390, "height": 844}}
 
 
 def _missing_browser(message: str) -> None:
@@ -136,13 +138,22 @@ def delete_prefix(client: Any, prefix: str) -> None:
         client.delete(*batch[start : start + 500])
 
 
+@pytest.fixture(params=list(WIDTHS))
+def width(request: pytest.FixtureRequest) -> str:
+    """The screen the scenario runs on: "desktop" or "phone"."""
+    return str(request.param)
+
+
 @pytest.fixture
-def new_context(browser: Any) -> Iterator[Any]:
+def new_context(browser: Any, width: str) -> Iterator[Any]:
     """Factory of browser contexts (one per device); all closed after the test."""
     contexts: list[Any] = []
 
     def make(**options: Any) -> Any:
-        context = browser.new_context(viewport={"width": 1200, "height": 800}, **options)
+        if width == "phone":
+            # A phone: the page's <meta name="viewport"> applies, scrollbars take no room.
+            options = {"is_mobile": True, "has_touch": True, **options}
+        context = browser.new_context(viewport=WIDTHS[width], **options)
         context.set_default_timeout(10_000)
         contexts.append(context)
         return context
@@ -152,13 +163,25 @@ def new_context(browser: Any) -> Iterator[Any]:
         context.close()
 
 
+def assert_fits(page: Any) -> None:
+    """Nothing on the page is wider than the window: no sideways scrolling."""
+    sizes = page.evaluate(
+        "({scroll: document.documentElement.scrollWidth, inner: window.innerWidth,"
+        " client: document.documentElement.clientWidth})"
+    )
+    assert sizes["scroll"] <= sizes["inner"], f"{page.url} scrolls sideways: {sizes}"
+    assert sizes["scroll"] <= sizes["client"], f"{page.url} scrolls sideways: {sizes}"
+
+
 @pytest.fixture
-def screenshot(request: pytest.FixtureRequest, shop: Shop) -> Any:
-    """screenshot(page, name): a full-page PNG in tests/artifacts/, named per scenario and store."""
+def screenshot(request: pytest.FixtureRequest, shop: Shop, width: str) -> Any:
+    """screenshot(page, name): checks the page fits its window, then saves a full-page PNG in
+    tests/artifacts/, named per scenario, store and width."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
     def take(page: Any, name: str = "cart") -> Path:
-        path = ARTIFACTS / f"e2e-{request.node.originalname}-{shop.store}-{name}.png"
+        assert_fits(page)
+        path = ARTIFACTS / f"e2e-{request.node.originalname}-{shop.store}-{width}-{name}.png"
         page.screenshot(path=str(path), full_page=True)
         return path
 

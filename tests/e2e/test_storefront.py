@@ -3,7 +3,9 @@
 The five storefront scenarios: a guest cart survives the browser closing; logging in
 merges it with the customer's cart from another device; a second device sees the same
 cart after the sync window; checkout empties the cart on both devices; and the cart works
-with JavaScript disabled. Each saves a screenshot of the cart page in tests/artifacts/.
+with JavaScript disabled. Each runs on a 1200 px window and a 390 px phone (the
+`width` fixture), checks that no page scrolls sideways and saves screenshots in
+tests/artifacts/.
 """
 
 from __future__ import annotations
@@ -103,8 +105,20 @@ def test_guest_cart_survives_closing_the_browser(shop, new_context, screenshot):
     expect(page.locator("[data-cart-total]")).to_have_text("$66.70")
     screenshot(page)
 
-    # Removing and emptying with JavaScript: the page is updated in place.
+    # 7 pairs typed where 3 exist: refused; the box shows the 3 the cart holds, and why.
     mark_page(page)
+    socks = page.locator('tr[data-line="wool-socks"]')
+    socks.locator('input[name="quantity"]').fill("7")
+    socks.locator('input[name="quantity"]').press("Enter")
+    message = socks.locator("[data-line-message]")
+    expect(message).to_have_text("Only 3 of Wool socks in stock: your cart still has 3.")
+    expect(socks.locator('input[name="quantity"]')).to_have_value("3")
+    expect(socks.locator('input[name="quantity"]')).to_have_attribute("aria-invalid", "true")
+    expect(page.locator(".flash-error")).to_have_text("Only 3 of Wool socks in stock")
+    expect(page.locator("[data-cart-total]")).to_have_text("$66.70")
+    screenshot(page, "refused")
+
+    # Removing and emptying with JavaScript: the page is updated in place.
     page.locator('tr[data-line="notebook"]').get_by_role("button", name="Remove").click()
     expect(page.locator('tr[data-line="notebook"]')).to_have_count(0)
     expect(page.locator("[data-cart-total]")).to_have_text("$52.70")
@@ -228,6 +242,15 @@ def test_cart_works_without_javascript(shop, new_context, screenshot):
 
     page.goto(shop("/basket"))
     assert cart_lines(page) == {"tote-bag": 1, "wool-socks": 2}
+    # 7 pairs where 3 exist: the page comes back with the 2 the cart holds, and why.
+    socks = page.locator('tr[data-line="wool-socks"]')
+    socks.locator('input[name="quantity"]').fill("7")
+    socks.get_by_role("button", name="Update").click()
+    expect(socks.locator("[data-line-message]")).to_have_text(
+        "Only 3 of Wool socks in stock: your cart still has 2."
+    )
+    assert cart_lines(page) == {"tote-bag": 1, "wool-socks": 2}
+    screenshot(page, "refused")
     page.locator('tr[data-line="tote-bag"] input[name="quantity"]').fill("2")
     page.locator('tr[data-line="tote-bag"]').get_by_role("button", name="Update").click()
     expect(badge(page)).to_have_text("4")
