@@ -18,7 +18,7 @@ from flask import request
 from werkzeug.exceptions import HTTPException
 from werkzeug.formparser import FormDataParser
 
-from .errors import InvalidInput, InvalidQuantity
+from .errors import InvalidQuantity, MalformedBody
 
 MAX_BODY_BYTES = 16 * 1024
 MAX_FORM_PARTS = 100
@@ -27,10 +27,6 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 FORM_KEY = "flask_cart.form"
 _READ_SIZE = 64 * 1024
 _DIGITS = re.compile(r"[0-9]{1,10}")
-
-
-class MalformedBody(InvalidInput):
-    code = "malformed_body"
 
 
 def too_large() -> MalformedBody:

@@ -46,6 +46,19 @@ class InvalidIdempotencyKey(InvalidInput):
     code = "invalid_idempotency_key"
 
 
+class MalformedBody(InvalidInput):
+    """A body that is not a JSON object or a form, or is larger than 16 KB (400)."""
+
+    code = "malformed_body"
+
+
+class CrossSiteRequest(CartError):
+    """A change asked for by another site (403); nothing was changed."""
+
+    code = "cross_site"
+    status = 403
+
+
 class NotFound(CartError):
     """An unknown product or a line that is not in the cart (404)."""
 

@@ -139,6 +139,7 @@ class RequestCart(Cart):
             if line.quantity > stock:
                 raise StockExceeded(
                     f"only {max(stock, 0)} of {line.product_id!r} in stock",
+                    product_id=line.product_id,
                     limit=max(stock, 0),
                 )
             if stock < limits.max_line_quantity:
@@ -156,6 +157,7 @@ class RequestCart(Cart):
             in_cart = exc.details.get("in_cart", 0)
             raise StockExceeded(
                 f"only {stock} of {line.product_id!r} in stock ({in_cart} already in the cart)",
+                product_id=line.product_id,
                 limit=stock,
                 in_cart=in_cart,
             ) from None
@@ -261,6 +263,7 @@ class RequestCart(Cart):
             if product.stock is not None and quantity > product.stock:
                 raise StockExceeded(
                     f"only {max(product.stock, 0)} of {product_id!r} in stock",
+                    product_id=product_id,
                     limit=max(product.stock, 0),
                 )
         self.update(product_id, quantity)

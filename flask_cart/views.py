@@ -18,9 +18,15 @@ from flask import Blueprint, Response, current_app, flash, jsonify, redirect, re
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from .body import MalformedBody, form_fields, quantity, read_body
+from .body import form_fields, quantity, read_body
 from .context import finish_request, prepare_request, request_carts
-from .errors import CartError, InvalidIdempotencyKey, StoreUnavailable
+from .errors import (
+    CartError,
+    CrossSiteRequest,
+    InvalidIdempotencyKey,
+    MalformedBody,
+    StoreUnavailable,
+)
 from .request_cart import RequestCart
 
 blueprint = Blueprint("flask_cart", __name__)
@@ -32,13 +38,6 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 _IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 #: Form errors answer the JSON error (not a flash and a redirect) with these statuses.
 JSON_ONLY_STATUSES = (403, 503)
-
-
-class CrossSiteRequest(CartError):
-    """A change asked for by another site (403); nothing was changed."""
-
-    code = "cross_site"
-    status = 403
 
 
 # -- request checks and input ---------------------------------------------------------------

@@ -183,3 +183,18 @@ def test_limits_are_bounded(caps):
 def test_limits_at_their_bounds_are_accepted():
     limits = Limits(max_line_quantity=MAX_LINE_QUANTITY_CAP, max_lines=MAX_LINES_CAP)
     assert (limits.max_line_quantity, limits.max_lines) == (1_000_000_000, 10_000)
+
+
+def test_every_error_is_importable_flat_from_flask_cart():
+    import flask_cart
+    from flask_cart import errors
+
+    classes = [
+        value
+        for value in vars(errors).values()
+        if isinstance(value, type) and issubclass(value, errors.CartError)
+    ]
+    assert len(classes) > 15
+    for cls in classes:
+        assert getattr(flask_cart, cls.__name__) is cls
+        assert cls.__name__ in flask_cart.__all__

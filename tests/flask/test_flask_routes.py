@@ -523,3 +523,15 @@ def test_unmatched_urls_without_a_handler_keep_flasks_pages(client):
     response = client.get("/nope")
     assert response.status_code == 404 and not response.is_json
     assert client.get("/cartoon").status_code == 404 and not client.get("/cartoon").is_json
+
+
+def test_product_errors_carry_the_product_id(app, cart_store):
+    from flask_cart import StockExceeded, UnknownProduct, current_cart
+
+    with app.test_request_context("/"):
+        with pytest.raises(StockExceeded) as stock:
+            current_cart.add_item("limited", 4)
+        with pytest.raises(UnknownProduct) as unknown:
+            current_cart.add_item("no-such-product", 1)
+    assert stock.value.details["product_id"] == "limited"
+    assert unknown.value.details["product_id"] == "no-such-product"
