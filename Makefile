@@ -64,7 +64,17 @@ test-lowest: $(LOWEST_STAMP) services
 demo: $(DEMO_STAMP)
 	$(BIN)/python -m demo_app
 
-bench: $(TEST_STAMP) services
+BENCH_STAMP = $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(TEST_STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	command -v wrk >/dev/null || apt-get install -y -qq wrk
+	touch $@
+
+# Peers side by side (callgrind instructions, then real servers), the bare-page cost, cleanup.
+bench: $(BENCH_STAMP) services
+	$(BIN)/python bench/icount.py
+	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/callgrind_bare_page.py --requests 1000
 	$(BIN)/python bench/cleanup_scale.py
 
