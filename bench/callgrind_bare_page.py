@@ -21,15 +21,16 @@ The target is ``cart`` within 5 % of ``plain``, and ``cart+cookies`` of ``plain+
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import subprocess
 import sys
 import tempfile
 from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+import callgrind  # noqa: E402
+
 VARIANTS = ("plain", "cart", "plain+cookies", "cart+cookies")
 
 
@@ -87,23 +88,7 @@ def inner(variant: str, requests: int) -> None:
 
 
 def instructions(variant: str, requests: int) -> int:
-    command = [
-        "valgrind",
-        "--tool=callgrind",
-        "--callgrind-out-file=/dev/null",
-        sys.executable,
-        __file__,
-        "--inner",
-        variant,
-        "--requests",
-        str(requests),
-    ]
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
-    match = re.search(r"Collected : (\d+)", done.stderr)
-    if match is None:
-        raise RuntimeError(done.stderr[-2000:])
-    return int(match.group(1))
+    return callgrind.instructions(__file__, "--inner", variant, "--requests", str(requests))
 
 
 def main() -> None:

@@ -12,15 +12,13 @@ Instruction counts do not drift with machine noise (store latency is not in them
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
+import callgrind  # noqa: E402
 from apps import NAMES, drop_tables, make_app  # noqa: E402
 
 SCENARIOS = ("page", "view", "add")
@@ -58,23 +56,7 @@ def run_one(name: str, scenario: str, requests: int) -> None:
 
 
 def instructions(name: str, scenario: str, requests: int) -> int:
-    command = [
-        "valgrind",
-        "--tool=callgrind",
-        "--callgrind-out-file=/dev/null",
-        sys.executable,
-        __file__,
-        "--inner",
-        name,
-        scenario,
-        str(requests),
-    ]
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
-    match = re.search(r"Collected : (\d+)", done.stderr)
-    if done.returncode or match is None:
-        raise RuntimeError(done.stderr[-1500:])
-    return int(match.group(1))
+    return callgrind.instructions(__file__, "--inner", name, scenario, str(requests))
 
 
 def per_request(name: str, scenario: str) -> float:

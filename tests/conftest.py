@@ -61,28 +61,26 @@ def redis_client() -> Iterator[redis.Redis]:
     client.close()
 
 
-@pytest.fixture(scope="session")
-def pg_engine() -> Iterator[sa.Engine]:
-    engine = sa.create_engine(POSTGRES_URL, pool_size=10, max_overflow=10)
+def server_engine(url: str, what: str, variable: str) -> Iterator[sa.Engine]:
+    """A pooled engine on a test server that answers, or a failure saying how to start it."""
+    engine = sa.create_engine(url, pool_size=10, max_overflow=10)
     try:
         with engine.connect():
             pass
     except sa.exc.OperationalError:
-        unavailable(f"PostgreSQL at {POSTGRES_URL}", "set CART_TEST_POSTGRES_URL to use another")
+        unavailable(f"{what} at {url}", f"set {variable} to use another")
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_engine() -> Iterator[sa.Engine]:
+    yield from server_engine(POSTGRES_URL, "PostgreSQL", "CART_TEST_POSTGRES_URL")
 
 
 @pytest.fixture(scope="session")
 def mariadb_engine() -> Iterator[sa.Engine]:
-    engine = sa.create_engine(MARIADB_URL, pool_size=10, max_overflow=10)
-    try:
-        with engine.connect():
-            pass
-    except sa.exc.OperationalError:
-        unavailable(f"MariaDB at {MARIADB_URL}", "set CART_TEST_MARIADB_URL to use another")
-    yield engine
-    engine.dispose()
+    yield from server_engine(MARIADB_URL, "MariaDB", "CART_TEST_MARIADB_URL")
 
 
 #: The session engine fixture of each SQL server store kind.
