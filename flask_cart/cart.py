@@ -293,8 +293,8 @@ class Cart:
             fresh = self.refresh()
             if self._token_of(fresh) != expect:
                 raise self._changed()
-            state = self.store.take(self.key, version=fresh.version, session=session)
-            if state.version != fresh.version:
+            state = self.store.take(self.key, expect=fresh, session=session)
+            if (state.version, state.uid) != (fresh.version, fresh.uid):
                 self._wrote(state)
                 raise self._changed()
         self._wrote(CartState())

@@ -43,8 +43,12 @@ def prepare_request() -> None:
     not answer then fails the request first)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     manager = app.extensions.get("cart")
-    if manager is not None and manager.eager(app) and request.endpoint != "static":
-        request_carts().cart("cart").state  # noqa: B018 - restores it
+    if manager is None or not manager.eager(app):
+        return
+    endpoint = request.endpoint
+    if endpoint is None or endpoint == "static" or endpoint.endswith(".static"):
+        return  # a static file or a URL no route matches: no cart to show
+    request_carts().cart("cart").state  # noqa: B018 - restores it
 
 
 def finish_request(response: Response) -> Response:
@@ -241,7 +245,7 @@ class RequestCarts:
         identity = self.identity()
         if not identity.is_guest:
             return
-        if changed and identity.issued and cart.state.version == 1:
+        if changed and not cart.state.replayed and identity.issued and cart.state.version == 1:
             self.check_new_guest_cart(cart)
         if cart.state.exists:
             self._issue_guest = True

@@ -92,6 +92,9 @@ class CartState:
     sealed: bool = False
     merged: frozenset[str] = frozenset()
     uid: str = ""
+    #: True in the answer to a change the store had applied already (a resent op id):
+    #: nothing was written this time.
+    replayed: bool = False
 
     @property
     def exists(self) -> bool:
@@ -206,6 +209,12 @@ def apply_add(lines: Mapping[str, Line], new: Line, limits: Limits) -> dict[str,
         if len(lines) >= limits.max_lines:
             raise LineLimitExceeded(
                 f"a cart holds at most {limits.max_lines} lines", limit=limits.max_lines
+            )
+        if new.quantity > limits.max_line_quantity:
+            raise QuantityLimitExceeded(
+                f"quantity is limited to {limits.max_line_quantity} per line",
+                limit=limits.max_line_quantity,
+                in_cart=0,
             )
         result[new.product_id] = new
         return result

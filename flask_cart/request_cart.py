@@ -126,6 +126,9 @@ class RequestCart(Cart):
         return result
 
     def _send(self, signal: Signal, **kwargs: Any) -> None:
+        """Send `signal`, unless the change was a replay the store had applied before."""
+        if self._state is not None and self._state.replayed:
+            return
         self._ctx.send(signal, cart=self, **kwargs)
 
     # -- the ecart API, with signals --------------------------------------------------------
@@ -136,12 +139,13 @@ class RequestCart(Cart):
     def _add_line(self, line: Line, stock: int | None) -> None:
         limits = self.limits
         if stock is not None:
-            if line.quantity > stock:
+            if stock < 1:
                 raise StockExceeded(
-                    f"only {max(stock, 0)} of {line.product_id!r} in stock",
+                    f"only 0 of {line.product_id!r} in stock",
                     product_id=line.product_id,
-                    limit=max(stock, 0),
+                    limit=0,
                 )
+            # The store checks the stock as a cap, after it has recognised a resent change.
             if stock < limits.max_line_quantity:
                 limits = Limits(stock, limits.max_lines)
 
@@ -155,8 +159,9 @@ class RequestCart(Cart):
             if limits is self.limits:
                 raise
             in_cart = exc.details.get("in_cart", 0)
+            already = f" ({in_cart} already in the cart)" if in_cart else ""
             raise StockExceeded(
-                f"only {stock} of {line.product_id!r} in stock ({in_cart} already in the cart)",
+                f"only {stock} of {line.product_id!r} in stock{already}",
                 product_id=line.product_id,
                 limit=stock,
                 in_cart=in_cart,

@@ -90,14 +90,15 @@ class CartStore(ABC):
 
     @abstractmethod
     def take(
-        self, key: CartKey, *, version: int | None = None, session: Any = None
+        self, key: CartKey, *, expect: CartState | None = None, session: Any = None
     ) -> CartState:
         """Atomically read and delete the cart (checkout): one caller gets the lines.
 
-        With `version`, the cart is removed only while its version is still `version`;
-        otherwise nothing is removed and the cart as it is now is answered (its version
-        tells). `session`, a SQLAlchemy session (SQL stores on that session's engine only):
-        the removal runs in its transaction and commits or rolls back with it."""
+        With `expect`, the cart is removed only while it is still that cart (same uid) at
+        that version; otherwise nothing is removed and the cart as it is now is answered.
+        A cart sealed by a merge in progress raises CartClosed and stays. `session`, a
+        SQLAlchemy session (SQL stores on that session's engine only): the removal runs in
+        its transaction and commits or rolls back with it."""
 
     @abstractmethod
     def seal(self, key: CartKey) -> CartState:

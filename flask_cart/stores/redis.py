@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
@@ -220,7 +221,7 @@ class RedisStore(CartStore):
         self, name: str, key: CartKey, owner: Owner, args: list[Any], op: str | None
     ) -> tuple[str, CartState, str]:
         head = [
-            op or new_op_id(),
+            op or f"~{new_op_id()}",
             int(time.time() * 1000),
             owner.ttl,
             owner.customer_id or "",
@@ -231,6 +232,8 @@ class RedisStore(CartStore):
             raise CartClosed(
                 "this cart was merged into another and takes no more changes"
             )
+        if status == "repeat":  # applied before: answered as it is now
+            return "ok", replace(state, replayed=True), extra
         return status, state, extra
 
     def load(self, key: CartKey) -> CartState:
@@ -253,7 +256,7 @@ class RedisStore(CartStore):
             # Re-raise with the same message the pure rule gives.
             in_cart = int(extra or 0)
             lines = dict(state.lines)
-            if status == "quantity_limit":
+            if status == "quantity_limit" and in_cart:
                 lines[line.product_id] = Line(line.product_id, in_cart, line.unit_cost)
             apply_add(lines, line, limits)
         return state
@@ -289,13 +292,14 @@ class RedisStore(CartStore):
             return bool(self.client.delete(self.key(key)))
 
     def take(
-        self, key: CartKey, *, version: int | None = None, session: Any = None
+        self, key: CartKey, *, expect: CartState | None = None, session: Any = None
     ) -> CartState:
         """Read and delete the cart; a sealed one (a merge in progress) raises CartClosed and
         stays, so its lines reach the merge's target and never an order as well."""
         if session is not None:
             raise TypeError("take(session=...) needs a SQL store; this is the Redis store")
-        status, state, _ = self._run("take", key, ["" if version is None else version])
+        args = ["", ""] if expect is None else [expect.version, expect.uid]
+        status, state, _ = self._run("take", key, args)
         if status == "sealed":
             raise CartClosed("this cart is being merged into another and cannot be checked out")
         return state

@@ -25,7 +25,9 @@ end
 """
 
 #: KEYS: the cart. ARGV: op id, now (ms), ttl, customer id, ops to remember, then the
-#: change's own arguments from ARGV[6]. Answers {status, the packed cart, extra}.
+#: change's own arguments from ARGV[6]. Answers {status, the packed cart, extra}; status
+#: "repeat" for an op id already applied. An op id "~..." (a change sent without one) is
+#: not remembered: only changes a client may resend take the MAX_REMEMBERED_OPS places.
 _COMMON = _PACK + """
 local key = KEYS[1]
 local op, now, ttl, customer = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -42,7 +44,8 @@ local function line_count()
 end
 local function commit()
   local ops = redis.call('HGET', key, '_o') or ''
-  local kept = {op}
+  local kept = {}
+  if string.sub(op, 1, 1) ~= '~' then kept[1] = op end
   for id in string.gmatch(ops, '%S+') do
     if #kept < tonumber(ARGV[5]) then kept[#kept + 1] = id end
   end
@@ -54,7 +57,7 @@ local function commit()
 end
 if redis.call('HGET', key, '_s') == '1' then return answer('sealed') end
 local seen = ' ' .. (redis.call('HGET', key, '_o') or '') .. ' '
-if string.find(seen, ' ' .. op .. ' ', 1, true) then return answer('ok') end
+if string.find(seen, ' ' .. op .. ' ', 1, true) then return answer('repeat') end
 """
 
 ADD = (
@@ -72,6 +75,7 @@ if current then
   if qty > max_qty then return answer('quantity_limit', q) end
 else
   if line_count() >= max_lines then return answer('line_limit') end
+  if qty > max_qty then return answer('quantity_limit', '0') end
   seq = redis.call('HINCRBY', key, '_n', 1)
 end
 redis.call('HSET', key, field, int(qty) .. '|' .. int(seq) .. '|' .. cost .. '|' .. extra)
@@ -122,7 +126,8 @@ return answer('ok')
 TAKE = _PACK + """
 local all = packed(KEYS[1])
 if redis.call('HGET', KEYS[1], '_s') == '1' then return {'sealed', all, ''} end
-if ARGV[1] ~= '' and (redis.call('HGET', KEYS[1], '_v') or '0') ~= ARGV[1] then
+if ARGV[1] ~= '' and ((redis.call('HGET', KEYS[1], '_v') or '0') ~= ARGV[1]
+    or (redis.call('HGET', KEYS[1], '_i') or '') ~= ARGV[2]) then
   return {'changed', all, ''}
 end
 redis.call('DEL', KEYS[1])

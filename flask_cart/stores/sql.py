@@ -241,7 +241,7 @@ class SQLStore(CartStore):
             content = (row.content or {}) if state.exists else {}
             ops = list(content.get("ops", ()))
             if op is not None and op in ops:
-                return _Written(state, repeat=True)
+                return _Written(replace(state, replayed=True), repeat=True)
             fresh = not state.uid
             if fresh:
                 state = replace(state, uid=uuid.uuid4().hex)
@@ -338,38 +338,33 @@ class SQLStore(CartStore):
         )
 
     def take(
-        self, key: CartKey, *, version: int | None = None, session: Any = None
+        self, key: CartKey, *, expect: CartState | None = None, session: Any = None
     ) -> CartState:
-        """Read and delete the cart (with `version`: only while that is its version, else
-        answer it as it is); a sealed cart (a merge in progress) raises CartClosed and is
-        left as it is, so its lines end up in one place only. With `session`, this runs in
-        a savepoint of the session's transaction, under the session's own settings."""
+        """Read and delete the cart (with `expect`: only while it is still that cart at that
+        version, else answer it as it is); a sealed cart (a merge in progress) raises
+        CartClosed and is left as it is, so its lines end up in one place only. With
+        `session`, this runs in the session's transaction, under the session's settings."""
         t = self.table
 
         def work(conn: Connection) -> CartState:
             now = self.clock()
-            where = [self._where(key)]
-            if version is not None:
-                where.append(t.c.version == version)
-            if conn.dialect.delete_returning:
-                row = conn.execute(sa.delete(t).where(*where).returning(*t.c)).first()
-            else:
-                row = conn.execute(sa.select(t).where(*where).with_for_update()).one_or_none()
-                if row is not None:
-                    conn.execute(sa.delete(t).where(t.c.id == row.id))
-            if row is None and version is not None:  # changed meanwhile: nothing removed
-                current = conn.execute(sa.select(t).where(self._where(key))).one_or_none()
-                return self._decode(current, now)
+            row = conn.execute(sa.select(t).where(self._where(key)).with_for_update()).first()
             state = self._decode(row, now)
-            if state.sealed:  # raising rolls the delete back
+            if state.sealed:
                 raise CartClosed("this cart is being merged into another; try again")
-            return state
+            if row is None or (
+                expect is not None and (state.version, state.uid) != (expect.version, expect.uid)
+            ):
+                return state  # nothing removed
+            deleted = conn.execute(
+                sa.delete(t).where(t.c.id == row.id, t.c.version == row.version)
+            ).rowcount
+            return state if deleted else CartState()  # another checkout took it first
 
         if session is None:
             return self._run(work)
-        conn = self._session_connection(session)
-        with self._errors(), conn.begin_nested():
-            return work(conn)
+        with self._errors():
+            return work(self._session_connection(session))
 
     def _session_connection(self, session: Any) -> Connection:
         """The connection of `session`'s transaction, which must be on this store's engine."""
