@@ -151,8 +151,10 @@ def client_wait(client: Any) -> float | None:
     timeout = kwargs.get("socket_timeout")
     if timeout is None:
         return math.inf
-    get_retry = getattr(client, "get_retry", None)
-    retry = get_retry() if get_retry else getattr(client, "retry", kwargs.get("retry"))
+    try:  # redis-py 5.0's RedisCluster has get_retry() but no retry to give
+        retry = client.get_retry()
+    except AttributeError:
+        retry = getattr(client, "retry", kwargs.get("retry"))
     retries = retry.get_retries() if hasattr(retry, "get_retries") else 0
     return float(timeout) * (max(retries, 0) + 1)
 
