@@ -42,7 +42,7 @@ from .redis_scripts import SCRIPTS
 DEFAULT_TIMEOUT = 2.0
 #: A merge whose target keeps changing under it gives up after this many tries (or the
 #: store's timeout, whichever comes first).
-MERGE_ATTEMPTS = 20
+MERGE_ATTEMPTS = 100  # the timeout bounds them first under contention
 
 
 def _text(value: Any) -> str:
@@ -100,12 +100,12 @@ def _merge_args(
     lines: Mapping[str, Line],
     marker: str,
     owner: Owner,
+    max_lines: int,
 ) -> list[Any]:
     """ARGV of the merge script: write `lines` (the rule's result) over the cart read as
-    `fields`, if what the rule looked at is unchanged (see redis_scripts.MERGE)."""
+    `fields`, if what the rule looked at is unchanged and the new lines still fit under
+    `max_lines` (see redis_scripts.MERGE)."""
     checks = [f"l:{pid}" for pid in source]
-    adds_lines = any(field not in fields for field in checks)
-    count = sum(1 for name in fields if name.startswith("l:"))
     deletes, sets, new = [], [], []
     for field in checks:
         line = lines.get(field[2:])
@@ -125,7 +125,7 @@ def _merge_args(
         owner.customer_id or "",
         MAX_MERGE_MARKERS,
         new_op_id(),
-        count if adds_lines else "",
+        max_lines - len(new) // 3 if new else "",
         len(checks),
         *(item for field in checks for item in (field, fields.get(field, ""))),
         len(deletes),
@@ -341,7 +341,7 @@ class RedisStore(CartStore):
                 lines, moved, dropped = apply_merge(
                     state.lines, source, strategy, limits, line_caps
                 )
-                args = _merge_args(_fields(raw), source, lines, marker, owner)
+                args = _merge_args(_fields(raw), source, lines, marker, owner, limits.max_lines)
                 status, raw, _ = self._scripts["merge"](keys=[name], args=args)
                 status = _text(status)
                 if status == "ok":

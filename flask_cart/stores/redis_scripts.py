@@ -145,14 +145,16 @@ return {'ok', packed(key), ''}
 
 #: Compare-and-set of a merge computed by the client (lines.apply_merge) from one read.
 #: The rule only looks at the target's lines for the source's products and, when it adds
-#: lines, at how many there are: the write happens only if those are still as read
+#: lines, at how many there are: the write happens only if those lines are still as read
+#: and the new ones still fit
 #: ('changed' otherwise, with the cart as it is now), so changes to other lines do not
 #: make the merge start over. The marker is added, and the oldest markers past the limit
 #: dropped, in the same write.
 #: ARGV: the marker's field, now (ms), ttl, customer id, markers to keep, uid for a new
-#: cart, the line count read ('' when it does not matter), then counted groups: checks
-#: (field, value read or '' when absent), fields to delete, (field, value) to set, and new
-#: lines (field, head, tail: the value is head .. the next line sequence .. tail).
+#: cart, the most lines the cart may hold before the new ones ('' when none are added),
+#: then counted groups: checks (field, value read or '' when absent), fields to delete,
+#: (field, value) to set, and new lines (field, head, tail: the value is head .. the next
+#: line sequence .. tail).
 MERGE = _PACK + """
 local key = KEYS[1]
 local marker, now = ARGV[1], ARGV[2]
@@ -177,7 +179,7 @@ if ARGV[7] ~= '' then
   for _, f in ipairs(redis.call('HKEYS', key)) do
     if string.sub(f, 1, 2) == 'l:' then n = n + 1 end
   end
-  if string.format('%d', n) ~= ARGV[7] then return answer('changed') end
+  if n > tonumber(ARGV[7]) then return answer('changed') end
 end
 first, last = group(1)
 for j = first, last do redis.call('HDEL', key, ARGV[j]) end
