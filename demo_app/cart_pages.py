@@ -188,12 +188,9 @@ def place_order(form: CheckoutForm) -> Any:
     if not view.lines:
         flash("Your cart is empty: was it checked out on another device?", "info")
         return see_other("shop.orders" if not guest else "shop.catalogue")
-    if current_cart.token != reviewed_token:
+    if current_cart.token != reviewed_token or view.problems:
+        # Changed since the review, or no longer in stock: review it again, order nothing.
         return changed_review(form, view, current_cart.token)
-    if view.problems:
-        for message in view.problems:
-            flash(message, "warning")
-        return see_other("shop.cart")
 
     # The order is what the review showed: its lines, quantities and prices.
     order = Order(

@@ -128,12 +128,12 @@ class Cart:
         return self._token_of(self._read())
 
     def _token_of(self, state: CartState) -> str:
-        parts = [self._token_part(line) for line in state.lines.values()]
+        parts = [
+            [line.product_id, line.quantity, line.unit_cost, is_available(line)]
+            for line in state.lines.values()
+        ]
         text = json.dumps(parts, separators=(",", ":"), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-    def _token_part(self, line: Line) -> list[Any]:
-        return [line.product_id, line.quantity, line.unit_cost, is_available(line)]
 
     # -- ecart API: changes ------------------------------------------------------------
 
@@ -291,7 +291,7 @@ class Cart:
             state = self.store.take(self.key, session=session)
         else:
             fresh = self.refresh()
-            if self._token_of(fresh) != expect:
+            if self._token_of(fresh) != expect or not self._still_orderable(fresh):
                 raise self._changed()
             state = self.store.take(self.key, expect=fresh, session=session)
             if (state.version, state.uid) != (fresh.version, fresh.uid):
@@ -299,6 +299,10 @@ class Cart:
                 raise self._changed()
         self._wrote(CartState())
         return snapshot(self.key, self._view(state))
+
+    def _still_orderable(self, state: CartState) -> bool:
+        """Whether `state` can be ordered as it is (the Flask cart checks the stock)."""
+        return True
 
     def _view(self, state: CartState) -> CartState:
         """The state as this cart shows it (the Flask cart re-prices it)."""

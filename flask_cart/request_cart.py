@@ -214,13 +214,17 @@ class RequestCart(Cart):
     def as_json(self) -> dict[str, Any]:
         return {**super().as_json(), "currency": self._ctx.settings.currency}
 
-    def _token_part(self, line: Line) -> list[Any]:
-        """A line's part of the token, with whether the stock still covers it."""
+    def _still_orderable(self, state: CartState) -> bool:
+        """Whether the stock still covers every line (checked at checkout, not in the token,
+        so that showing a cart inside the sync window asks the product loader nothing)."""
         catalog = self._ctx.catalog
-        product = catalog.lookup(line.product_id) if catalog.available else None
-        stock = getattr(product, "stock", None)
-        short = stock is not None and line.quantity > stock
-        return [*super()._token_part(line), short]
+        if not catalog.available:
+            return True
+        for line in state.lines.values():
+            stock = getattr(catalog.lookup(line.product_id), "stock", None)
+            if stock is not None and line.quantity > stock:
+                return False
+        return True
 
     def _view(self, state: CartState) -> CartState:
         return self._ctx.catalog.reprice(state)
