@@ -190,9 +190,14 @@ def db_shop(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
     @app.post("/place")
     def place() -> Any:
         token = http_request.get_json()["token"]
-        db.session.execute(orders.insert().values(total=str(current_cart.total_cost())))
-        db.session.flush()  # the order row holds its write lock from here on
-        current_cart.checkout(expect=token, session=db.session)
+        if http_request.args.get("cart_first"):  # the contract's order: the cart, then the order
+            order = current_cart.checkout(expect=token, session=db.session)
+            db.session.execute(orders.insert().values(total=str(order["total_cost"])))
+            db.session.flush()
+        else:
+            db.session.execute(orders.insert().values(total=str(current_cart.total_cost())))
+            db.session.flush()  # the order row holds its write lock from here on
+            current_cart.checkout(expect=token, session=db.session)
         if http_request.args.get("fail"):
             db.session.rollback()  # say, the payment was declined
             return jsonify(placed=False), 402
@@ -213,14 +218,18 @@ def count_orders(app: Flask, db: Any, orders: sa.Table) -> int:
         return int(db.session.execute(sa.select(sa.func.count()).select_from(orders)).scalar())
 
 
+@pytest.mark.parametrize("cart_first", [False, True], ids=["order-first", "cart-first"])
 @pytest.mark.parametrize("fail", [False, True], ids=["commit", "rollback"])
-def test_the_order_and_the_cart_commit_or_roll_back_together(db_shop, fail):
+def test_the_order_and_the_cart_commit_or_roll_back_together(db_shop, fail, cart_first):
+    """Either order of calls in one transaction; on SQLite the cart's removal first must
+    not commit on its own (pysqlite's outermost savepoint release would)."""
     app, db, orders, carts = db_shop
     client = app.test_client()
     client.post("/login")
     client.post("/cart/items", json={"product_id": "mug", "quantity": 2})
     token = client.get("/cart").json["token"]
-    response = client.post("/place" + ("?fail=1" if fail else ""), json={"token": token})
+    query = "&".join(f"{k}=1" for k, on in (("fail", fail), ("cart_first", cart_first)) if on)
+    response = client.post(f"/place?{query}", json={"token": token})
     assert response.status_code == (402 if fail else 200), response.data
     assert count_orders(app, db, orders) == (0 if fail else 1)
     with app.app_context():

@@ -8,20 +8,15 @@ session checkout committed on its own by SQLite, and eager restores on static fi
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
-import pytest
-import sqlalchemy as sa
-from flask import Blueprint, Flask, jsonify
+from flask import Blueprint, jsonify
 from flask import request as http_request
-from flask_login import LoginManager, UserMixin, login_user
 
-from flask_cart import CartManager, current_cart
+from flask_cart import current_cart
 from flask_cart.errors import CartChanged, StoreUnavailable
 from flask_cart.lines import Limits, Line, Owner
 from flask_cart.stores.base import CartKey
-from tests.conftest import MARIADB_URL, POSTGRES_URL, SERVER_ENGINES, test_name
 from tests.flask.shop import add, build_app, stored
 
 K = {"headers": {"Idempotency-Key": "retry-me"}}
@@ -115,75 +110,6 @@ def test_checkout_takes_only_the_reviewed_cart(app, cart_store, products):
     Hooked.hook = other_device
     response = client.post("/order", json={"token": token})
     assert response.status_code == 409, "charged for a cart the token does not name"
-
-
-class User(UserMixin):
-    def __init__(self, user_id: str) -> None:
-        self.id = user_id
-
-
-@pytest.fixture(params=["sqlite", "postgres", "mariadb"])
-def db_app(request, tmp_path):
-    from flask_sqlalchemy import SQLAlchemy
-
-    kind = request.param
-    if kind in SERVER_ENGINES:
-        request.getfixturevalue(SERVER_ENGINES[kind])
-    url = {
-        "sqlite": f"sqlite:///{tmp_path / 'shop.sqlite3'}",
-        "postgres": POSTGRES_URL,
-        "mariadb": MARIADB_URL,
-    }[kind]
-    name = test_name()
-    app = Flask(__name__)
-    app.config.update(
-        SECRET_KEY="s", TESTING=True, SQLALCHEMY_DATABASE_URI=url, CART_TABLE_NAME=name
-    )
-    db = SQLAlchemy(app)
-    orders = sa.Table(
-        f"{name}_orders",
-        db.metadata,
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("total", sa.String(32), nullable=False),
-    )
-    LoginManager(app).user_loader(User)
-    carts = CartManager(app, db=db)
-    carts.product_loader({"mug": {"unit_cost": Decimal("9.99")}}.get)
-
-    @app.post("/login")
-    def login() -> str:
-        login_user(User("7"))
-        return "ok"
-
-    @app.post("/place")
-    def place() -> Any:
-        # The contract's order of calls: take the cart, then write the order, in one
-        # transaction; the payment is declined, so everything rolls back.
-        order = current_cart.checkout(expect=http_request.get_json()["token"], session=db.session)
-        db.session.execute(orders.insert().values(total=str(order["total_cost"])))
-        db.session.flush()
-        db.session.rollback()
-        return jsonify(placed=False), 402
-
-    with app.app_context():
-        db.create_all()
-    yield app, db, carts
-    with app.app_context():
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
-
-
-def test_session_checkout_first_then_order_rolls_back_together(db_app):
-    app, _, carts = db_app
-    client = app.test_client()
-    client.post("/login")
-    client.post("/cart/items", json={"product_id": "mug", "quantity": 2})
-    token = client.get("/cart").json["token"]
-    assert client.post("/place", json={"token": token}).status_code == 402
-    with app.app_context():
-        left = carts.get_store().load(CartKey("customer:7"))
-    assert left.exists, "the order rolled back but the cart's removal was committed"
 
 
 def test_eager_leaves_a_blueprints_static_files_alone(cart_store, products, round_trips, tmp_path):
