@@ -1,6 +1,6 @@
 """Retries, checkout races and the eager hook at their edges, on every store.
 
-Each test here reproduces a defect found by an outside review: a keyed change re-applied
+Each test here reproduces a defect seen on the real stores: a keyed change re-applied
 after its cart was re-keyed, keys pushed out by unkeyed changes, a retry refused by a later
 stock drop, a checkout taking a new cart that reached the reviewed version number again, a
 session checkout committed on its own by SQLite, and eager restores on static files.
