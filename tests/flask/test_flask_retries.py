@@ -2,8 +2,9 @@
 
 Each test here reproduces a defect seen on the real stores: a keyed change re-applied
 after its cart was re-keyed, keys pushed out by unkeyed changes, a retry refused by a later
-stock drop, a checkout taking a new cart that reached the reviewed version number again, a
-session checkout committed on its own by SQLite, and eager restores on static files.
+stock drop, a checkout taking a new cart that reached the reviewed version number again,
+and eager restores on static files. (A session checkout committed on its own by SQLite is
+tested in test_flask_checkout.py.)
 """
 
 from __future__ import annotations
