@@ -316,17 +316,21 @@ class Cart:
 
     def as_json(self) -> dict[str, Any]:
         """The cart in the JSON form of ``GET /cart`` (without the app's currency)."""
-        state = self._read()
-        items = [line_json(line) for line in state.lines.values()]
+        state = self._read()  # one read: items, totals and token describe the same cart
+        lines = state.lines.values()
+        total = sum(
+            (Decimal(line.unit_cost) * line.quantity for line in lines if is_available(line)),
+            Decimal(0),
+        )
         updated = state.updated_at
         return {
             "instance": self.instance,
-            "items": items,
-            "count": len(items),
-            "quantity": sum(line.quantity for line in state.lines.values()),
-            "total_cost": money_str(self.total_cost()),
+            "items": [line_json(line) for line in lines],
+            "count": len(state.lines),
+            "quantity": sum(line.quantity for line in lines),
+            "total_cost": money_str(total),
             "updated_at": None if updated is None else updated.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "token": self.token,
+            "token": self._token_of(state),
         }
 
 

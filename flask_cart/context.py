@@ -264,7 +264,7 @@ class RequestCarts:
         owner = None if identity is None else identity.identifier
         for instance, entry in self._new_entries.items():
             keep = entry is not None and entry.identifier == owner
-            value = dump_entry(instance, entry) if keep and entry is not None else None
+            value = dump_entry(instance, entry) if entry is not None and keep else None
             write_entry(response, request, self.settings, instance, value)
         response.vary.add("Cookie")
         return response
