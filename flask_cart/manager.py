@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from weakref import WeakKeyDictionary, WeakSet
+from weakref import WeakKeyDictionary
 
 from flask import Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
@@ -196,7 +196,6 @@ class CartManager:
         self.clock: Callable[[], float] = time.time
         self._states: WeakKeyDictionary[Flask, _AppState] = WeakKeyDictionary()
         self._login: Any = None
-        self._eager: WeakSet[Flask] = WeakSet()
         if app is not None:
             self.init_app(app, db=db)
 
@@ -212,8 +211,6 @@ class CartManager:
         settings = Settings.from_config(app.config)
         store, create_table = make_store(app, db)
         self._states[app] = _AppState(settings, store, create_table)
-        if settings.restore == "eager":
-            self._eager.add(app)
         app.extensions["cart"] = self
         app.context_processor(_template_context)
         app.register_error_handler(StoreUnavailable, _store_unavailable)
@@ -250,7 +247,7 @@ class CartManager:
 
     def eager(self, app: Flask) -> bool:
         """Whether `app` restores the cart before the view (CART_RESTORE = "eager")."""
-        return app in self._eager
+        return self._state(app).settings.restore == "eager"
 
     def get_store(self, app: Flask | None = None) -> CartStore:
         """The app's store (the current app's by default); the SQLite default's table is
