@@ -59,6 +59,14 @@ class CrossSiteRequest(CartError):
     status = 403
 
 
+class NotANavigation(CartError):
+    """A cart link fetched by something other than a top-level navigation: an image,
+    script, frame or fetch (403); nothing was changed."""
+
+    code = "navigation_required"
+    status = 403
+
+
 class NotFound(CartError):
     """An unknown product or a line that is not in the cart (404)."""
 

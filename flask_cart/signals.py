@@ -12,6 +12,12 @@ Keyword arguments:
   left out of the customer's cart: no room, no stock). Sent once per instance that had a
   guest cart; handy for a flash message after login.
 - ``cart_checked_out``: ``cart``, ``snapshot`` (what ``checkout()`` returned).
+- ``cart_link_followed``: ``cart``, ``added`` (product -> units added), ``warnings`` (what
+  was clamped, unknown or sold out, as flashed).
+- ``cart_abandoned``: ``identifier``, ``instance``, ``customer_id`` (None for guests),
+  ``stage``, ``snapshot``, ``recovery_url``; sent by ``flask cart abandoned``.
+- ``cart_recovered``: ``cart`` (the browser's cart now), ``identifier`` (the recovered
+  cart's), ``instance``.
 """
 
 from __future__ import annotations
@@ -26,12 +32,18 @@ cart_item_removed = _signals.signal("cart-item-removed")
 cart_cleared = _signals.signal("cart-cleared")
 cart_merged = _signals.signal("cart-merged")
 cart_checked_out = _signals.signal("cart-checked-out")
+cart_link_followed = _signals.signal("cart-link-followed")
+cart_abandoned = _signals.signal("cart-abandoned")
+cart_recovered = _signals.signal("cart-recovered")
 
 __all__ = [
+    "cart_abandoned",
     "cart_checked_out",
     "cart_cleared",
     "cart_item_added",
     "cart_item_removed",
     "cart_item_updated",
+    "cart_link_followed",
     "cart_merged",
+    "cart_recovered",
 ]
