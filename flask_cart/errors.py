@@ -67,6 +67,20 @@ class NotANavigation(CartError):
     status = 403
 
 
+class InvalidLink(CartError):
+    """A signed cart or recovery link that was tampered with or is malformed (400)."""
+
+    code = "invalid_link"
+    status = 400
+
+
+class LinkExpired(CartError):
+    """A signed cart or recovery link past its expiry (410); nothing was changed."""
+
+    code = "link_expired"
+    status = 410
+
+
 class NotFound(CartError):
     """An unknown product or a line that is not in the cart (404)."""
 
