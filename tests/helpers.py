@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,5 +38,5 @@ def expire_now(store: CartStore, key: CartKey) -> None:
         conn.execute(
             sa.update(t)
             .where(t.c.identifier == key.identifier, t.c.instance == key.instance)
-            .values(expires_at=store.clock() - __import__("datetime").timedelta(seconds=1))
+            .values(expires_at=store.clock() - timedelta(seconds=1))
         )

@@ -12,8 +12,7 @@ import sqlalchemy as sa
 from flask_cart import Cart
 from flask_cart.errors import StoreUnavailable
 from flask_cart.stores.sql import SQLStore
-from tests.conftest import MARIADB_URL, POSTGRES_URL, SERVER_ENGINES
-from tests.conftest import test_name as unique_name
+from tests.conftest import MARIADB_URL, POSTGRES_URL, SERVER_ENGINES, test_name
 
 UTC = timezone.utc
 
@@ -53,7 +52,7 @@ def test_timestamps_are_utc_whatever_the_session_time_zone(
         cursor.close()
         dbapi_conn.commit()
 
-    store = SQLStore(engine, table_name=unique_name())
+    store = SQLStore(engine, table_name=test_name())
     own_table(store)
     store.create_all()
     cart = Cart("u1", store)
@@ -79,7 +78,7 @@ def test_pool_exhaustion_is_store_unavailable(
     else:
         url = request.getfixturevalue(SERVER_ENGINES[kind]).url
     engine = sa.create_engine(url, pool_size=1, max_overflow=0, pool_timeout=0.2)
-    store = SQLStore(engine, table_name=unique_name())
+    store = SQLStore(engine, table_name=test_name())
     own_table(store)
     store.create_all()
     Cart("u1", store).add("a", 1)

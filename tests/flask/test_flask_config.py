@@ -19,8 +19,7 @@ from flask_cart.manager import DEFAULTS
 from flask_cart.stores.base import CartKey
 from flask_cart.stores.redis import RedisStore
 from flask_cart.stores.sql import SQLStore
-from tests.conftest import MARIADB_URL, POSTGRES_URL, SERVER_ENGINES, delete_prefix
-from tests.conftest import test_name as unique_name
+from tests.conftest import MARIADB_URL, POSTGRES_URL, SERVER_ENGINES, delete_prefix, test_name
 from tests.flask.shop import FLASK_REDIS_URL, PRODUCTS, add, guest_id_of
 
 CONTRACT_DEFAULTS = {
@@ -118,7 +117,7 @@ def test_flask_sqlalchemy_db(tmp_path, backend, request):
         uri = SERVER_URLS[backend]
     else:
         uri = f"sqlite:///{tmp_path}/app.sqlite3"
-    table = unique_name()
+    table = test_name()
     app = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=uri, CART_TABLE_NAME=table)
     db = SQLAlchemy(app)
     carts = with_loader(CartManager(app, db=db))
@@ -142,7 +141,7 @@ def test_flask_sqlalchemy_db(tmp_path, backend, request):
 @pytest.mark.parametrize("backend", SERVER_BACKENDS)
 def test_database_uri_and_create_tables(tmp_path, backend, request):
     server_engine = request.getfixturevalue(SERVER_ENGINES[backend])
-    table = unique_name()
+    table = test_name()
     app = make_app(tmp_path, CART_DATABASE_URI=SERVER_URLS[backend], CART_TABLE_NAME=table)
     carts = with_loader(CartManager(app))
     with app.app_context():
@@ -159,7 +158,7 @@ def test_database_uri_and_create_tables(tmp_path, backend, request):
 
 @pytest.mark.redis
 def test_redis_from_url_and_from_client(tmp_path, redis_client):
-    prefix = f"{unique_name()}:"
+    prefix = f"{test_name()}:"
     app = make_app(
         tmp_path,
         CART_STORE="redis",
