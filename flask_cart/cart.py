@@ -21,7 +21,8 @@ from .lines import (
     money_str,
     parse_money,
 )
-from .stores.base import CartKey, CartStore, as_store, merge_marker
+from .stores.base import CartKey, CartStore, merge_marker
+from .stores.registry import as_store
 
 DEFAULT_TTL = 604800
 MAX_IDENTIFIER_LENGTH = 200

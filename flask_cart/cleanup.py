@@ -17,13 +17,10 @@ the cut-off times, runs them, and formats what they return.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from .stores.base import CartStore
+from .stores.base import CartStats, CartStore, CleanupResult, Progress, utc_iso
 
 UTC = timezone.utc
 
@@ -31,17 +28,7 @@ UTC = timezone.utc
 LEFTOVER_GRACE = timedelta(hours=1)
 DEFAULT_BATCH_SIZE = 1000
 
-#: Called after each batch with (carts done so far, total or None when unknown).
-Progress = Callable[[int, "int | None"], None]
-
 KINDS = ("guest", "customer", "leftover")
-
-
-def utc_iso(value: datetime | None) -> str | None:
-    """``2026-11-22T10:00:00Z`` (seconds precision), or None."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -75,76 +62,6 @@ class Cutoffs:
     guest: datetime
     customer: datetime
     sealed: datetime
-
-
-@dataclass
-class CartStats:
-    """Totals over every cart in a store, and how many are due under the given retention."""
-
-    total: int = 0
-    guest: int = 0
-    customer: int = 0
-    changed_24h: int = 0
-    changed_7d: int = 0
-    oldest: datetime | None = None
-    due_guest: int = 0
-    due_customer: int = 0
-    due_leftover: int = 0
-
-    @property
-    def due_total(self) -> int:
-        return self.due_guest + self.due_customer + self.due_leftover
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "total": self.total,
-            "guest": self.guest,
-            "customer": self.customer,
-            "changed_24h": self.changed_24h,
-            "changed_7d": self.changed_7d,
-            "oldest": utc_iso(self.oldest),
-            "due": {
-                "guest": self.due_guest,
-                "customer": self.due_customer,
-                "leftover": self.due_leftover,
-                "total": self.due_total,
-            },
-        }
-
-
-@dataclass
-class CleanupResult:
-    """What one cleanup deleted (or, with ``dry_run``, would delete), by kind."""
-
-    guest: int = 0
-    customer: int = 0
-    leftover: int = 0
-    examined: int = 0
-    batches: int = 0
-    dry_run: bool = False
-    seconds: float = 0.0
-
-    @property
-    def total(self) -> int:
-        return self.guest + self.customer + self.leftover
-
-    def add(self, kind: str, n: int = 1) -> None:
-        setattr(self, kind, getattr(self, kind) + n)
-
-    def as_dict(self) -> dict[str, Any]:
-        counts = {
-            "guest": self.guest,
-            "customer": self.customer,
-            "leftover": self.leftover,
-            "total": self.total,
-        }
-        return {
-            "dry_run": self.dry_run,
-            ("would_delete" if self.dry_run else "deleted"): counts,
-            "examined": self.examined,
-            "batches": self.batches,
-            "seconds": round(self.seconds, 3),
-        }
 
 
 def store_now(store: CartStore) -> datetime:

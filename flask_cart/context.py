@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from blinker import Signal
 from flask import Flask, Response, current_app, has_request_context, request
 
+from . import signals
+from .cart import Cart
 from .catalog import Catalog
 from .errors import InvalidInstance, StoreUnavailable
 from .identity import (
@@ -122,10 +124,54 @@ class RequestCarts:
             else:
                 self._identity = customer_identity(user, self.settings)
                 if self.guest_cookie_id() is not None:
-                    from .login import merge_guest_cart
-
-                    merge_guest_cart(self, user)
+                    self.merge_guest_carts(user)
         return self._identity
+
+    def merge_guest_carts(self, user: Any) -> None:
+        """Merge the browser's guest carts into `user`'s carts, then spend the guest cookie.
+
+        Per instance: the guest cart is read (for the stock clamp), then `Cart.merge` seals it,
+        applies it once per merge marker in one atomic write on the customer cart, and deletes
+        it. A retried, concurrent or interrupted merge therefore changes the customer cart once.
+        Sends `cart_merged` for each instance that had a guest cart.
+        """
+        guest_id = self.guest_cookie_id()
+        if guest_id is None:
+            return
+        self.become_customer(user)
+        settings = self.settings
+        for instance in settings.instances:
+            guest = Cart(
+                guest_id, self.store, settings.guest_ttl, instance=instance, limits=settings.limits
+            )
+            source = guest.refresh()
+            if not source.exists or source.customer_id is not None:
+                continue
+            caps = self.catalog.stock_caps(source.lines) if self.catalog.available else None
+            target = self.cart(instance)
+            moved = target.merge(guest, settings.merge_strategy, line_caps=caps)
+            dropped = [pid for pid in source.lines if pid not in target.state.lines]
+            self.send(signals.cart_merged, cart=target, user=user, moved=moved, dropped=dropped)
+        self.consume_guest_cookie()
+
+
+    def link_guest_carts(self, user: Any) -> None:
+        """Re-key the browser's guest carts to `user` (just registered) and spend the cookie."""
+        guest_id = self.guest_cookie_id()
+        if guest_id is None:
+            return
+        settings = self.settings
+        customer = customer_identity(user, settings)
+        owner = Owner(customer.customer_id, customer.ttl)
+        for instance in settings.instances:
+            self.store.rekey(
+                CartKey(guest_id, instance),
+                CartKey(customer.identifier, instance),
+                owner=owner,
+                limits=settings.limits,
+            )
+        self.consume_guest_cookie()
+        self.reset()
 
     def _resolved(self) -> bool:
         return self._identity is not None

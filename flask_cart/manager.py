@@ -7,8 +7,6 @@ that does not touch a cart.
 
 from __future__ import annotations
 
-import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -25,9 +23,8 @@ from .context import finish_request, prepare_request, request_carts
 from .errors import StoreUnavailable
 from .lines import Limits, check_strategy
 from .request_cart import RequestCart
-from .stores.base import CartStore, store_from_name
-
-log = logging.getLogger("flask_cart")
+from .stores.base import CartStore
+from .stores.registry import STORES, store_class
 
 DEFAULTS: dict[str, Any] = {
     "CART_STORE": "sqlalchemy",
@@ -58,7 +55,6 @@ DEFAULTS: dict[str, Any] = {
     "CART_TRUSTED_ORIGINS": (),  # other origins ("https://shop.example") allowed to post
 }
 
-SQLITE_FILE = "flask_cart.sqlite3"
 RESTORE_MODES = ("lazy", "eager")
 
 
@@ -134,57 +130,21 @@ class _AppState:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def make_store(app: Flask, db: Any = None) -> tuple[CartStore, bool]:
-    """The store CART_STORE names, and whether its table is to be created on first use.
-
-    - a CartStore instance: used as is;
-    - ``"sqlalchemy"``: on CART_DATABASE_URI when set; else on `db`'s engine, with the table
-      on ``db.metadata`` (so ``db.create_all()`` creates it); else on
-      ``sqlite:///<instance_path>/flask_cart.sqlite3``, whose table is created on first use;
-    - ``"redis"``: on the CART_REDIS client, else on CART_REDIS_URL with CART_STORE_TIMEOUT;
-    - a dotted path to a CartStore subclass: constructed with ``**CART_STORE_OPTIONS``.
-    """
-    config = app.config
-    spec = config["CART_STORE"]
-    timeout = store_timeout(config)
+def make_store(app: Flask, db: Any = None) -> CartStore:
+    """The store CART_STORE names: a CartStore instance as is; a built-in store's name
+    ("sqlalchemy", "redis"), built by that class's ``from_config``; a dotted path to a
+    CartStore subclass, built with ``**CART_STORE_OPTIONS``."""
+    spec = app.config["CART_STORE"]
     if isinstance(spec, CartStore):
-        return spec, False
-    if spec in ("sqlalchemy", "sql"):
-        from .stores.sql import SQLStore, cart_table
-
-        uri = config["CART_DATABASE_URI"]
-        table_name = config["CART_TABLE_NAME"]
-        if uri is None and db is not None:
-            table = cart_table(db.metadata, table_name)
-            return SQLStore(lambda: db.engine, table=table, timeout=timeout), False
-        lazy = uri is None
-        if uri is None:
-            os.makedirs(app.instance_path, exist_ok=True)
-            uri = "sqlite:///" + os.path.join(app.instance_path, SQLITE_FILE)
-        engine = SQLStore.create_engine(uri, timeout=timeout)
-        return SQLStore(engine, table_name=table_name, timeout=timeout), lazy
-    if spec == "redis":
-        from .stores.redis import RedisStore, client_wait
-
-        prefix = config["CART_KEY_PREFIX"]
-        if config["CART_REDIS"] is not None:
-            store = RedisStore(config["CART_REDIS"], prefix=prefix, timeout=timeout)
-            wait = client_wait(store.client)
-            if wait is not None and wait > timeout + 1:
-                log.warning(
-                    "flask-cart: the CART_REDIS client may wait %.0f s for a stalled Redis "
-                    "(socket timeout x attempts), more than CART_STORE_TIMEOUT (%g s): give it "
-                    "socket_timeout, socket_connect_timeout and retry=Retry(NoBackoff(), 0), "
-                    "or use CART_REDIS_URL",
-                    wait,
-                    timeout,
-                )
-            return store, False
-        store = RedisStore.from_url(config["CART_REDIS_URL"], timeout=timeout, prefix=prefix)
-        return store, False
+        return spec
     if not isinstance(spec, str):
         raise TypeError(f"CART_STORE must be a name, a dotted path or a CartStore, not {spec!r}")
-    return store_from_name(spec)(**config["CART_STORE_OPTIONS"]), False
+    cls = store_class(spec)
+    if spec not in STORES:
+        return cls(**app.config["CART_STORE_OPTIONS"])
+    builtin: Any = cls  # SQLStore or RedisStore
+    store: CartStore = builtin.from_config(app, db=db, timeout=store_timeout(app.config))
+    return store
 
 
 class CartManager:
@@ -209,8 +169,8 @@ class CartManager:
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
         settings = Settings.from_config(app.config)
-        store, create_table = make_store(app, db)
-        self._states[app] = _AppState(settings, store, create_table)
+        store = make_store(app, db)
+        self._states[app] = _AppState(settings, store, store.create_on_first_use)
         app.extensions["cart"] = self
         app.context_processor(_template_context)
         app.register_error_handler(StoreUnavailable, _store_unavailable)
@@ -256,16 +216,13 @@ class CartManager:
         if state.create_table:
             with state.lock:
                 if state.create_table:
-                    state.store.create_all()  # type: ignore[attr-defined]
+                    state.store.create_all()
                     state.create_table = False
         return state.store
 
     def create_tables(self) -> None:
         """Create the SQL store's table where missing (inside an app context)."""
-        store = self.get_store()
-        create_all = getattr(store, "create_all", None)
-        if create_all is not None:
-            create_all()
+        self.get_store().create_all()
 
     def get(self, instance: str = "cart") -> RequestCart:
         """The request's cart of `instance` (an InvalidInstance error for an unknown one)."""
@@ -274,9 +231,7 @@ class CartManager:
     def link_guest_cart(self, user: Any) -> None:
         """After registration: make the browser's guest carts `user`'s carts (re-keyed, not
         copied) and clear the guest cookie. Call it before or after ``login_user(user)``."""
-        from .login import link_guest_cart
-
-        link_guest_cart(request_carts(), user)
+        request_carts().link_guest_carts(user)
 
 
 def _current_cart() -> RequestCart:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timezone
+from typing import Any
 
 from ..lines import CartState, Limits, Line, MergeOutcome, Owner
 
-if TYPE_CHECKING:
-    from datetime import datetime
+UTC = timezone.utc
 
-    from ..cleanup import CartStats, CleanupResult, Progress
+#: Called after each batch with (carts done so far, total or None when unknown).
+Progress = Callable[[int, "int | None"], None]
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,7 @@ class CartStore(ABC):
     def set_ttl(self, key: CartKey, seconds: int) -> bool:
         """Set the cart's remaining lifetime; False when it does not exist."""
 
-    def rekey(
-        self, source: CartKey, target: CartKey, *, owner: Owner, limits: Limits
-    ) -> CartState:
+    def rekey(self, source: CartKey, target: CartKey, *, owner: Owner, limits: Limits) -> CartState:
         """Move a cart to a new key (as after registration), leaving nothing at `source`."""
         sealed = self.seal(source)
         if not sealed.exists:
@@ -146,6 +145,13 @@ class CartStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - an optional hook
         """Release connections the store opened itself."""
+
+    #: True when the store's tables are to be created on the first request that needs them
+    #: (the SQLite default); ``CartManager.get_store`` does it once.
+    create_on_first_use: bool = False
+
+    def create_all(self) -> None:  # noqa: B027 - an optional hook
+        """Create the store's tables where missing; a store without tables does nothing."""
 
     def cart_stats(
         self,
@@ -180,40 +186,83 @@ class CartStore(ABC):
         raise NotImplementedError(f"{type(self).__name__} does not support cleanup")
 
 
+def utc_iso(value: datetime | None) -> str | None:
+    """``2026-11-22T10:00:00Z`` (seconds precision), or None."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class CartStats:
+    """Totals over every cart in a store, and how many are due under the given retention."""
+
+    total: int = 0
+    guest: int = 0
+    customer: int = 0
+    changed_24h: int = 0
+    changed_7d: int = 0
+    oldest: datetime | None = None
+    due_guest: int = 0
+    due_customer: int = 0
+    due_leftover: int = 0
+
+    @property
+    def due_total(self) -> int:
+        return self.due_guest + self.due_customer + self.due_leftover
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "guest": self.guest,
+            "customer": self.customer,
+            "changed_24h": self.changed_24h,
+            "changed_7d": self.changed_7d,
+            "oldest": utc_iso(self.oldest),
+            "due": {
+                "guest": self.due_guest,
+                "customer": self.due_customer,
+                "leftover": self.due_leftover,
+                "total": self.due_total,
+            },
+        }
+
+
+@dataclass
+class CleanupResult:
+    """What one cleanup deleted (or, with ``dry_run``, would delete), by kind."""
+
+    guest: int = 0
+    customer: int = 0
+    leftover: int = 0
+    examined: int = 0
+    batches: int = 0
+    dry_run: bool = False
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return self.guest + self.customer + self.leftover
+
+    def add(self, kind: str, n: int = 1) -> None:
+        setattr(self, kind, getattr(self, kind) + n)
+
+    def as_dict(self) -> dict[str, Any]:
+        counts = {
+            "guest": self.guest,
+            "customer": self.customer,
+            "leftover": self.leftover,
+            "total": self.total,
+        }
+        return {
+            "dry_run": self.dry_run,
+            ("would_delete" if self.dry_run else "deleted"): counts,
+            "examined": self.examined,
+            "batches": self.batches,
+            "seconds": round(self.seconds, 3),
+        }
+
+
 def merge_marker(source: CartKey, state: CartState) -> str:
     """Names one merge of one sealed source cart, for idempotence."""
     return f"{source.identifier}:{source.instance}@{state.uid}.{state.version}"
-
-
-def store_from_name(name: str) -> type[CartStore]:
-    """A store class by short name ("redis", "sqlalchemy") or dotted path."""
-    if name == "redis":
-        from .redis import RedisStore
-
-        return RedisStore
-    if name in ("sqlalchemy", "sql"):
-        from .sql import SQLStore
-
-        return SQLStore
-    from werkzeug.utils import import_string
-
-    cls: Any = import_string(name)
-    if not (isinstance(cls, type) and issubclass(cls, CartStore)):
-        raise TypeError(f"{name!r} is not a CartStore subclass")
-    return cls
-
-
-def as_store(obj: object) -> CartStore:
-    """A CartStore as is; a redis client wrapped in a RedisStore; an Engine in a SQLStore."""
-    if isinstance(obj, CartStore):
-        return obj
-    module = type(obj).__module__
-    if module.startswith("redis"):
-        from .redis import RedisStore
-
-        return RedisStore(obj)
-    if module.startswith("sqlalchemy"):
-        from .sql import SQLStore
-
-        return SQLStore(obj)  # type: ignore[arg-type]
-    raise TypeError(f"expected a CartStore or a redis client, got {type(obj).__name__}")

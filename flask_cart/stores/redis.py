@@ -16,16 +16,16 @@ try), so a frozen server costs one socket timeout. The scripts are in redis_scri
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..cleanup import CartStats, CleanupResult
 from ..errors import CartClosed, LineNotFound, StoreUnavailable
 from ..lines import (
     CartState,
@@ -36,8 +36,21 @@ from ..lines import (
     apply_add,
     apply_merge,
 )
-from .base import MAX_MERGE_MARKERS, MAX_REMEMBERED_OPS, CartKey, CartStore, new_op_id
+from .base import (
+    MAX_MERGE_MARKERS,
+    MAX_REMEMBERED_OPS,
+    CartKey,
+    CartStats,
+    CartStore,
+    CleanupResult,
+    new_op_id,
+)
 from .redis_scripts import SCRIPTS
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+log = logging.getLogger("flask_cart")
 
 DEFAULT_TIMEOUT = 2.0
 #: A merge whose target keeps changing under it gives up after this many tries (or the
@@ -196,6 +209,28 @@ class RedisStore(CartStore):
         )
         store = cls(client, prefix=prefix, timeout=timeout)
         store._owns_client = True
+        return store
+
+    @classmethod
+    def from_config(cls, app: Flask, *, db: Any = None, timeout: float) -> RedisStore:
+        """On the CART_REDIS client, else on CART_REDIS_URL with CART_STORE_TIMEOUT; keys
+        under CART_KEY_PREFIX. A CART_REDIS client that may wait far longer than the
+        timeout for a stalled server is logged as a warning."""
+        config = app.config
+        prefix = config["CART_KEY_PREFIX"]
+        if config["CART_REDIS"] is None:
+            return cls.from_url(config["CART_REDIS_URL"], timeout=timeout, prefix=prefix)
+        store = cls(config["CART_REDIS"], prefix=prefix, timeout=timeout)
+        wait = client_wait(store.client)
+        if wait is not None and wait > timeout + 1:
+            log.warning(
+                "flask-cart: the CART_REDIS client may wait %.0f s for a stalled Redis "
+                "(socket timeout x attempts), more than CART_STORE_TIMEOUT (%g s): give it "
+                "socket_timeout, socket_connect_timeout and retry=Retry(NoBackoff(), 0), "
+                "or use CART_REDIS_URL",
+                wait,
+                timeout,
+            )
         return store
 
     def key(self, key: CartKey) -> str:

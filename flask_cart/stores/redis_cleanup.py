@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from ..cleanup import CartStats, CleanupResult, Progress
+from .base import CartStats, CleanupResult, Progress
 
 if TYPE_CHECKING:
     from .redis import RedisStore

@@ -28,18 +28,18 @@ by the timeout, except by PyMySQL's socket timeouts on the own engine.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from ..cleanup import CartStats, CleanupResult
 from ..errors import CartClosed
 from ..lines import (
     CartState,
@@ -55,12 +55,24 @@ from ..lines import (
 )
 from . import sql_calls
 from . import sql_dialects as dialects
-from .base import MAX_MERGE_MARKERS, MAX_REMEMBERED_OPS, CartKey, CartStore
+from .base import (
+    MAX_MERGE_MARKERS,
+    MAX_REMEMBERED_OPS,
+    CartKey,
+    CartStats,
+    CartStore,
+    CleanupResult,
+)
 from .sql_dialects import KeyString, UTCDateTime
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 __all__ = ["DEFAULT_TABLE", "SQLStore", "UTCDateTime", "cart_table"]
 
 DEFAULT_TABLE = "flask_cart"
+#: The SQLite default's file, in the app's instance folder.
+SQLITE_FILE = "flask_cart.sqlite3"
 DEFAULT_TIMEOUT = 2.0
 T = TypeVar("T")
 Rule = Callable[[CartState], tuple[Mapping[str, Line], dict[str, Any]]]
@@ -147,6 +159,26 @@ class SQLStore(CartStore):
         and the wait for a pooled connection are bounded by `timeout`."""
         url = sa.make_url(url)
         return sa.create_engine(url, **dialects.own_engine_options(url, timeout))
+
+    @classmethod
+    def from_config(cls, app: Flask, *, db: Any = None, timeout: float) -> SQLStore:
+        """On CART_DATABASE_URI when set; else on `db`'s engine, with the table on
+        ``db.metadata`` (so ``db.create_all()`` creates it); else on
+        ``sqlite:///<instance_path>/flask_cart.sqlite3``, whose table is created on first use.
+        """
+        uri = app.config["CART_DATABASE_URI"]
+        table_name = app.config["CART_TABLE_NAME"]
+        if uri is None and db is not None:
+            table = cart_table(db.metadata, table_name)
+            return cls(lambda: db.engine, table=table, timeout=timeout)
+        first_use = uri is None
+        if uri is None:
+            os.makedirs(app.instance_path, exist_ok=True)
+            uri = "sqlite:///" + os.path.join(app.instance_path, SQLITE_FILE)
+        engine = cls.create_engine(uri, timeout=timeout)
+        store = cls(engine, table_name=table_name, timeout=timeout)
+        store.create_on_first_use = first_use
+        return store
 
     @property
     def engine(self) -> Engine:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..cleanup import CartStats, CleanupResult, Progress
+from .base import CartStats, CleanupResult, Progress
 
 if TYPE_CHECKING:
     from .sql import SQLStore
