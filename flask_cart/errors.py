@@ -14,6 +14,11 @@ class CartError(Exception):
         self.message = message
         self.details = details
 
+    def to_dict(self) -> dict[str, dict[str, str]]:
+        """The JSON error body: ``{"error": {"code": ..., "message": ...}}``. `details` stay
+        server-side (a shop's handler may show them)."""
+        return {"error": {"code": self.code, "message": self.message}}
+
 
 class InvalidInput(CartError):
     """Malformed input: a bad quantity, product id, price or detail (400)."""

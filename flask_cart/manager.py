@@ -53,6 +53,9 @@ DEFAULTS: dict[str, Any] = {
     "CART_BLUEPRINT": True,  # False: no HTTP routes (current_cart and the CLI still work)
     "CART_SYNC_COOKIE_NAME": "cart_sync",  # the sync-window snapshot cookie
     "CART_TRUSTED_ORIGINS": (),  # other origins ("https://shop.example") allowed to post
+    # True: a StoreUnavailable raised anywhere in the app (a page reading current_cart)
+    # answers the JSON 503; False: the cart routes do, the app's own pages are the app's.
+    "CART_HANDLE_STORE_ERRORS": False,
 }
 
 RESTORE_MODES = ("lazy", "eager")
@@ -173,7 +176,8 @@ class CartManager:
         self._states[app] = _AppState(settings, store, store.create_on_first_use)
         app.extensions["cart"] = self
         app.context_processor(_template_context)
-        app.register_error_handler(StoreUnavailable, _store_unavailable)
+        if app.config["CART_HANDLE_STORE_ERRORS"]:
+            app.register_error_handler(StoreUnavailable, store_unavailable_response)
         if app.config["CART_BLUEPRINT"]:
             from .views import blueprint, unmatched_route
 
@@ -224,9 +228,13 @@ class CartManager:
         """Create the SQL store's table where missing (inside an app context)."""
         self.get_store().create_all()
 
-    def get(self, instance: str = "cart") -> RequestCart:
-        """The request's cart of `instance` (an InvalidInstance error for an unknown one)."""
+    def cart(self, instance: str = "cart") -> RequestCart:
+        """The request's cart of `instance` (an InvalidInstance error for an unknown one):
+        ``carts.cart("wishlist")``; ``carts.cart()`` is ``current_cart``."""
         return request_carts().cart(instance)
+
+    #: The older name of :meth:`cart` (kept: the contract's ``carts.get(instance=...)``).
+    get = cart
 
     def link_guest_cart(self, user: Any) -> None:
         """After registration: make the browser's guest carts `user`'s carts (re-keyed, not
@@ -246,10 +254,10 @@ def _template_context() -> dict[str, Any]:
     return {"current_cart": current_cart}
 
 
-def _store_unavailable(exc: StoreUnavailable) -> ResponseReturnValue:
-    """A page touching the cart while the store is down answers 503, not 500 (an app may
-    register its own handler for StoreUnavailable)."""
-    return jsonify({"error": {"code": exc.code, "message": exc.message}}), exc.status
+def store_unavailable_response(exc: StoreUnavailable) -> ResponseReturnValue:
+    """The JSON 503 for a StoreUnavailable: the app-wide handler CART_HANDLE_STORE_ERRORS
+    registers, also for an app to register on its own pages or blueprints."""
+    return jsonify(exc.to_dict()), exc.status
 
 
 def _register_cli(app: Flask) -> None:

@@ -135,7 +135,7 @@ def _cart_error(exc: CartError) -> Any:
     if form_fields() is not None and exc.status not in JSON_ONLY_STATUSES:
         flash(exc.message, "cart-error")
         return redirect(_next_url(), code=303)
-    return error_response(exc.code, exc.message, exc.status)
+    return jsonify(exc.to_dict()), exc.status
 
 
 @blueprint.errorhandler(HTTPException)

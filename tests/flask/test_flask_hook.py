@@ -106,7 +106,12 @@ def dead_store(kind: str, tmp_path: Any) -> CartStore:
 @pytest.mark.parametrize("mode", ["eager", "lazy"])
 def test_a_dead_store(store_kind, products, tmp_path, mode):
     """Eager: 503 before the view runs. Lazy: a page that never touches the cart works."""
-    app, _ = build_app(dead_store(store_kind, tmp_path), products, CART_RESTORE=mode)
+    app, _ = build_app(
+        dead_store(store_kind, tmp_path),
+        products,
+        CART_RESTORE=mode,
+        CART_HANDLE_STORE_ERRORS=True,
+    )
     ran: list[str] = []
 
     @app.get("/work")

@@ -10,6 +10,7 @@ import pytest
 
 from flask_cart import signals
 from flask_cart.errors import StoreUnavailable
+from flask_cart.manager import store_unavailable_response
 from flask_cart.stores.base import CartKey
 from tests.flask.shop import add, build_app, guest_id_of, stored
 from tests.helpers import raw_dump
@@ -251,6 +252,7 @@ def test_link_guest_cart_at_registration(app, cart_store):
 
 
 def test_login_with_the_store_down_still_logs_in(app, cart_store, monkeypatch):
+    app.register_error_handler(StoreUnavailable, store_unavailable_response)
     client = app.test_client()
     add(client, "sku-1", 2)
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask import get_flashed_messages, jsonify
 from flask_wtf.csrf import CSRFProtect, generate_csrf
 
+from flask_cart import StoreUnavailable
 from flask_cart.stores.base import CartKey
 from flask_cart.stores.redis import RedisStore
 from flask_cart.stores.sql import SQLStore
@@ -226,7 +227,7 @@ def broken_store(kind: str, tmp_path: Any) -> Any:
 
 
 def test_store_unavailable_is_503(store_kind, products, tmp_path):
-    app, _ = build_app(broken_store(store_kind, tmp_path), products)
+    app, _ = build_app(broken_store(store_kind, tmp_path), products, CART_HANDLE_STORE_ERRORS=True)
     client = app.test_client()
     assert client.get("/").status_code == 200
     assert client.get("/cart").status_code == 200  # a new guest: nothing to read
@@ -238,3 +239,25 @@ def test_store_unavailable_is_503(store_kind, products, tmp_path):
     response = client.get("/cart")
     assert response.status_code == 503
     assert client.get("/").status_code == 200
+
+
+def test_the_app_s_own_pages_keep_their_own_error_handling(store_kind, products, tmp_path):
+    """Without CART_HANDLE_STORE_ERRORS, flask-cart registers no app-wide handler: the cart
+    routes still answer 503, a shop page that touches the cart is the shop's to answer."""
+    app, _ = build_app(broken_store(store_kind, tmp_path), products)
+    assert StoreUnavailable not in app.error_handler_spec[None][None]
+    seen: list[str] = []
+
+    @app.errorhandler(StoreUnavailable)
+    def own_page(exc: StoreUnavailable) -> tuple[str, int]:
+        seen.append(exc.code)
+        return "the shop's own page", 503
+
+    client = app.test_client()
+    response = client.post("/cart/items", json={"product_id": "sku-1"})
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "store_unavailable"
+    assert seen == []  # the blueprint answered its own route
+    response = client.post("/login/42")  # the shop's login view touches the cart
+    assert response.get_data(as_text=True) == "the shop's own page"
+    assert seen == ["store_unavailable"]
