@@ -13,7 +13,6 @@ from typing import Any
 import sqlalchemy as sa
 from flask import (
     Blueprint,
-    current_app,
     flash,
     get_flashed_messages,
     redirect,
@@ -25,8 +24,7 @@ from flask import (
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from flask_cart import current_cart
-from flask_cart.errors import CartChanged, CartError
+from flask_cart import CartChanged, CartError, current_cart
 
 from . import cartview, hooks, status
 from .forms import CheckoutForm
@@ -56,7 +54,7 @@ def old_prices() -> dict[str, Decimal]:
     if not any(details.get("price_changed") for details in items.values()):
         return {}
     try:
-        stored = current_cart.store.load(current_cart.key)
+        stored = current_cart.stored()
     except CartError:
         return {}
     return {pid: Decimal(line.unit_cost) for pid, line in stored.lines.items()}
@@ -197,7 +195,7 @@ def place_order(form: CheckoutForm) -> Any:
         user_id=None if guest else current_user.id,
         email=email,
         total=view.total,
-        currency=current_app.config["CART_CURRENCY"],
+        currency=hooks.cart_settings().currency,
         created_at=datetime.now(timezone.utc),
     )
     for line in view.lines:
@@ -252,10 +250,9 @@ def place_order(form: CheckoutForm) -> Any:
 def cart_session() -> Any:
     """db.session when the carts live in the shop's database (CART_STORE "sqlalchemy" on
     the app's `db`), else None: `checkout(session=...)` joins only a SQL transaction."""
-    config = current_app.config
-    if config["CART_STORE"] == "sqlalchemy" and not config.get("CART_DATABASE_URI"):
-        return db.session
-    return None
+    from . import carts  # the package imports this module
+
+    return db.session if carts.uses_app_db() else None
 
 
 def guest_orders() -> list[int]:

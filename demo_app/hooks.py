@@ -10,16 +10,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Flask, current_app, flash, g, render_template, request
+from flask import Flask, flash, g, render_template, request
 from flask_wtf.csrf import CSRFError
 
-from flask_cart import current_cart, signals
-from flask_cart.errors import CartError, StoreUnavailable
+from flask_cart import CartError, StoreUnavailable, current_cart, is_form_post, signals
 
 from .cartview import money
 from .models import Product, db
 
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 QUOTED_ID = re.compile(r"'([A-Za-z0-9_.-]{1,64})'")
 
 
@@ -47,6 +45,13 @@ def cart_badge() -> int | None:
     return g.cart_badge  # type: ignore[no-any-return]
 
 
+def cart_settings() -> Any:
+    """The shop's flask-cart settings, as checked at init_app (read-only)."""
+    from . import carts  # the package imports this module
+
+    return carts.settings()
+
+
 def product_name(product_id: str) -> str:
     product = db.session.get(Product, product_id)
     return product.name if product is not None else product_id
@@ -69,7 +74,7 @@ def readable(message: str) -> str:
 
 def form_post() -> bool:
     """True in a no-JavaScript form post to flask-cart's routes (the JSON routes flash nothing)."""
-    return request.blueprint == "flask_cart" and request.mimetype in FORM_TYPES
+    return is_form_post()
 
 
 GUEST_LINES = "demo_guest_lines"
@@ -136,7 +141,7 @@ def why_capped(product_id: str, now: int) -> str:
     product = db.session.get(Product, product_id)
     if product is not None and product.stock <= now:
         return f"only {product.stock} in stock"
-    cap = current_app.config.get("CART_MAX_LINE_QUANTITY", 999)
+    cap = cart_settings().limits.max_line_quantity
     return f"at most {cap} per line"
 
 
@@ -146,7 +151,7 @@ def why_dropped(product_id: str) -> str:
         return "it is no longer sold"
     if product.stock <= 0:
         return "it is out of stock"
-    cap = current_app.config.get("CART_MAX_LINES", 100)
+    cap = cart_settings().limits.max_lines
     return f"a cart holds at most {cap} different products"
 
 
@@ -189,7 +194,7 @@ def csrf_error(error: CSRFError) -> Any:
 
 def store_unavailable(error: StoreUnavailable) -> Any:
     if wants_json():
-        return {"error": {"code": error.code, "message": error.message}}, 503
+        return error.to_dict(), 503
     return render_template("unavailable.html", message=error.message), 503
 
 

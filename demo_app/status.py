@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import current_app, request
+from flask import request
 from flask_login import current_user
 
-from flask_cart import current_cart
+from flask_cart import CartError, current_cart
+
+from .hooks import cart_settings
 
 
 @dataclass
@@ -48,14 +50,14 @@ def fact(label: str, read: Callable[[], Any], hint: str = "") -> Fact:
 def owner() -> str:
     if current_user.is_authenticated:
         return f"customer {current_user.email} (user id {current_user.id})"
-    name = current_app.config.get("CART_COOKIE_NAME", "guest_cart_id")
+    name = cart_settings().cookie_name
     if has_cart_yet():
         return f"guest (signed {name} cookie)"
     return "guest without a cart yet (the cookie is set on the first change)"
 
 
 def has_cart_yet() -> bool:
-    name = current_app.config.get("CART_COOKIE_NAME", "guest_cart_id")
+    name = cart_settings().cookie_name
     return bool(current_user.is_authenticated or request.cookies.get(name))
 
 
@@ -93,28 +95,12 @@ def updated() -> str | None:
     return f"{when:%Y-%m-%d %H:%M:%S} UTC ({seconds(max(age, 0))} ago)"
 
 
-def snapshot_entry() -> Any:
-    """The browser's cached copy as the request found it (before the cart was touched).
-
-    flask-cart keeps it in a signed cookie of its own; reading it goes through its request
-    state (flask_cart.context), which is not part of the public contract: on any change
-    there the page says "n/a" instead of failing.
-    """
-    from flask_cart.context import request_carts
-
-    return request_carts().entries().get(current_cart.instance)
-
-
-def freshness(entry: Any) -> tuple[str | None, str | None]:
-    """(sync age, where this request's cart came from)."""
-    window = int(current_app.config.get("CART_SYNC_SECONDS", 0))
-    if entry is None:
-        return None, "the store (no cached copy in this browser)"
-    from . import carts
-
-    age = max(carts.clock() - entry.checked_at, 0.0)
-    if entry.identifier != current_cart.identifier:
-        return seconds(age), "the store (the cached copy belonged to another owner)"
+def freshness() -> tuple[str | None, str]:
+    """(sync age, where this request's cart came from), as the request found it."""
+    window = cart_settings().sync_seconds
+    age = current_cart.sync_age
+    if age is None:
+        return None, "the store (no cached copy of this cart in this browser)"
     if age < window:
         return seconds(age), f"the browser's cached copy (re-checked after {window} s)"
     return seconds(age), "the store (the cached copy was older than the sync window)"
@@ -122,17 +108,15 @@ def freshness(entry: Any) -> tuple[str | None, str | None]:
 
 def store_version() -> int:
     """The version in the store right now (one extra read, for comparison)."""
-    return current_cart.store.load(current_cart.key).version
+    return current_cart.stored().version
 
 
 def describe() -> list[Fact]:
-    window = current_app.config.get("CART_SYNC_SECONDS")
+    window = cart_settings().sync_seconds
     try:
-        entry = snapshot_entry()
-        age, source = freshness(entry)
-    except Exception as error:  # not part of the contract: degrade
-        age, source = None, None
-        why = f"{type(error).__name__}: {error}"
+        age, source = freshness()
+    except CartError as error:  # the store did not answer: the page still shows
+        age, source, why = None, None, error.message
     else:
         why = "no cached copy in this browser"
     return [
@@ -144,7 +128,7 @@ def describe() -> list[Fact]:
         fact("Version (this page)", lambda: current_cart.version, "no cart stored yet"),
         fact("Version (store now)", store_version),
         fact("Lines / units", lambda: f"{current_cart.count()} / {current_cart.quantity()}"),
-        fact("Total", lambda: f"{current_cart.total_cost()} {current_app.config['CART_CURRENCY']}"),
+        fact("Total", lambda: f"{current_cart.total_cost()} {cart_settings().currency}"),
         fact("Last change", updated, "no cart stored yet"),
         fact("Expires in", expires, "no cart stored yet"),
         fact("Sync window", lambda: f"{window} s" if window is not None else None),

@@ -29,7 +29,8 @@ from .errors import (
     UnknownProduct,
 )
 from .lines import CartState, Limits
-from .manager import CartManager, current_cart
+from .manager import CartManager, current_cart, store_unavailable_response
+from .views import is_form_post
 
 __all__ = [
     "Cart",
@@ -61,6 +62,8 @@ __all__ = [
     "StoreUnavailable",
     "UnknownProduct",
     "current_cart",
+    "is_form_post",
     "signals",
+    "store_unavailable_response",
 ]
 __version__ = "0.1.0"

@@ -130,6 +130,7 @@ class _AppState:
     settings: Settings
     store: CartStore
     create_table: bool = False
+    app_db: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -173,7 +174,12 @@ class CartManager:
             app.config.setdefault(key, value)
         settings = Settings.from_config(app.config)
         store = make_store(app, db)
-        self._states[app] = _AppState(settings, store, store.create_on_first_use)
+        app_db = (
+            db is not None
+            and app.config["CART_STORE"] in ("sqlalchemy", "sql")
+            and app.config["CART_DATABASE_URI"] is None
+        )
+        self._states[app] = _AppState(settings, store, store.create_on_first_use, app_db)
         app.extensions["cart"] = self
         app.context_processor(_template_context)
         if app.config["CART_HANDLE_STORE_ERRORS"]:
@@ -208,6 +214,12 @@ class CartManager:
 
     def settings(self, app: Flask | None = None) -> Settings:
         return self._state(app).settings
+
+    def uses_app_db(self, app: Flask | None = None) -> bool:
+        """True when the carts live in the app's Flask-SQLAlchemy database (CART_STORE
+        "sqlalchemy" with ``db`` and no CART_DATABASE_URI): ``checkout(session=db.session)``
+        then commits the order and the cart's removal together."""
+        return self._state(app).app_db
 
     def eager(self, app: Flask) -> bool:
         """Whether `app` restores the cart before the view (CART_RESTORE = "eager")."""

@@ -281,3 +281,20 @@ class RequestCart(Cart):
         product_id = check_product_id(product_id)
         if not self.remove(product_id):
             raise LineNotFound(f"product {product_id!r} is not in the cart", product_id=product_id)
+
+    # -- what the request knows about its copy ----------------------------------------------
+
+    @property
+    def sync_age(self) -> float | None:
+        """Seconds since the store was last asked about this cart for this browser: the age of
+        the browser's cached copy (or 0 right after this request read or changed the cart);
+        None when the browser holds no copy of this owner's cart."""
+        entry = self._ctx.entry(self.instance)
+        if entry is None or entry.identifier != self.identifier:
+            return None
+        return max(self._ctx.manager.clock() - entry.checked_at, 0.0)
+
+    def stored(self) -> CartState:
+        """The cart as the store holds it now, at the prices its lines were added at (one
+        read; the request's cart and its sync window stay as they are)."""
+        return self.store.load(self.key)

@@ -91,6 +91,12 @@ def _idempotency_key() -> str | None:
     return key
 
 
+def is_form_post() -> bool:
+    """True in a form post (a page without JavaScript) to one of flask-cart's routes: the
+    change answers a redirect, so a signal receiver may ``flash`` what happened."""
+    return request.blueprint == blueprint.name and form_fields() is not None
+
+
 # -- answers ---------------------------------------------------------------------------------
 
 
@@ -254,4 +260,11 @@ def post_cart() -> ResponseReturnValue:
     return _answer(cart)
 
 
-__all__ = ["CrossSiteRequest", "StoreUnavailable", "blueprint", "cart_json", "unmatched_route"]
+__all__ = [
+    "CrossSiteRequest",
+    "StoreUnavailable",
+    "blueprint",
+    "cart_json",
+    "is_form_post",
+    "unmatched_route",
+]

@@ -103,3 +103,42 @@ def test_no_import_cycle_inside_flask_cart() -> None:
 def test_the_store_interface_is_a_leaf_of_the_stores() -> None:
     graph = import_graph()
     assert not {m for m in graph["flask_cart.stores.base"] if m.startswith("flask_cart.stores")}
+
+
+#: What a shop may import: the package itself (its __all__) and its signals.
+PUBLIC_MODULES = {"flask_cart", "flask_cart.signals"}
+
+
+def flask_cart_imports(folder: Path) -> set[tuple[str, str]]:
+    """(file, module) for every import of a flask_cart module under `folder`."""
+    found = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                modules = [node.module]
+                if node.module == "flask_cart":
+                    modules += [f"flask_cart.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            found.update((path.name, m) for m in modules if m.split(".")[0] == "flask_cart")
+    return found
+
+
+def test_the_demo_uses_only_the_public_api() -> None:
+    demo = PACKAGE.parent / "demo_app"
+    imports = flask_cart_imports(demo)
+    assert ("hooks.py", "flask_cart") in imports  # the check sees the demo's imports
+    private = {
+        (name, module)
+        for name, module in imports
+        if module not in PUBLIC_MODULES and module.rpartition(".")[2] not in _public_names()
+    }
+    assert private == set()
+
+
+def _public_names() -> set[str]:
+    import flask_cart
+
+    return set(flask_cart.__all__)

@@ -237,3 +237,11 @@ def test_the_order_and_the_cart_commit_or_roll_back_together(db_shop, fail, cart
     assert left.exists is fail
     if fail:
         assert {pid: line.quantity for pid, line in left.lines.items()} == {"mug": 2}
+
+
+def test_uses_app_db_says_when_checkout_can_join_the_session(db_shop, tmp_path):
+    app, _db, _orders, carts = db_shop
+    assert carts.uses_app_db(app) is True
+    own = Flask(__name__, instance_path=str(tmp_path / "own"))
+    own.config["SECRET_KEY"] = "s"
+    assert CartManager(own).uses_app_db(own) is False  # the SQLite default of its own
