@@ -474,3 +474,14 @@ def test_a_guest_cart_being_merged_elsewhere_is_not_lost(client, link, cart_stor
 def test_the_json_routes_still_work_beside_links(client):
     follow(client, "/cart/add/sku-1")
     assert add(client, "sku-1").json["quantity"] == 2
+
+
+def test_a_path_redirect_is_under_the_apps_root(client):
+    response = client.get("/cart/add/sku-1", base_url="http://localhost/shop/", headers=NAVIGATE)
+    assert response.status_code == 303 and response.headers["Location"] == "/shop/"
+
+
+@pytest.mark.parametrize("app_config", [{"CART_BLUEPRINT": False}])
+def test_cart_link_needs_the_routes(app, carts):
+    with app.test_request_context("/"), pytest.raises(RuntimeError, match="CART_BLUEPRINT"):
+        carts.cart_link({"sku-1": 1})
