@@ -30,6 +30,9 @@ MAX_UNIT_COST = Decimal(1000000000000)
 MAX_LINE_QUANTITY_CAP = 1_000_000_000
 MAX_LINES_CAP = 10_000
 MERGE_STRATEGIES = ("sum", "max", "guest", "customer")
+#: Merge rules of cart links (not for CART_MERGE_STRATEGY): "add" sums, the link's price and
+#: details winning as in an add; "replace" keeps only the link's lines, unless none fits.
+LINK_STRATEGIES = ("add", "replace")
 RESERVED_DETAILS = frozenset({"product_id", "quantity", "unit_cost"})
 
 
@@ -264,6 +267,8 @@ def apply_merge(
     (no room for another line, or nothing in stock).
     """
     caps = line_caps or {}
+    if strategy == "replace":
+        return _replace(target, source, limits, caps)
     result = dict(target)
     moved: dict[str, int] = {}
     dropped: list[str] = []
@@ -282,7 +287,7 @@ def apply_merge(
             )
             moved[product_id] = quantity
             continue
-        if strategy == "sum":
+        if strategy in ("sum", "add"):
             wanted = current.quantity + incoming.quantity
         elif strategy == "max":
             wanted = max(current.quantity, incoming.quantity)
@@ -296,10 +301,34 @@ def apply_merge(
             quantity = max(current.quantity, min(wanted, ceiling))
         else:
             quantity = wanted
-        keep = incoming if strategy == "guest" else current
+        keep = incoming if strategy in ("guest", "add") else current
         result[product_id] = Line(product_id, quantity, keep.unit_cost, keep.extra)
         if quantity != current.quantity:
             moved[product_id] = quantity - current.quantity
+    return result, moved, tuple(dropped)
+
+
+def _replace(
+    target: Mapping[str, Line], source: Mapping[str, Line], limits: Limits, caps: Mapping[str, int]
+) -> tuple[dict[str, Line], dict[str, int], tuple[str, ...]]:
+    """The "replace" merge: the source's lines (clamped) instead of the target's, in one write.
+
+    When no source line fits (nothing in stock), the target is kept as it is: a replace never
+    leaves a cart emptied of its lines with nothing in their place.
+    """
+    result: dict[str, Line] = {}
+    moved: dict[str, int] = {}
+    dropped: list[str] = []
+    for product_id, incoming in source.items():
+        ceiling = min(limits.max_line_quantity, caps.get(product_id, limits.max_line_quantity))
+        quantity = min(incoming.quantity, ceiling)
+        if quantity <= 0 or len(result) >= limits.max_lines:
+            dropped.append(product_id)
+            continue
+        result[product_id] = Line(product_id, quantity, incoming.unit_cost, incoming.extra)
+        moved[product_id] = quantity
+    if not result:
+        return dict(target), {}, tuple(dropped)
     return result, moved, tuple(dropped)
 
 

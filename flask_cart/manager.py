@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "CART_INSTANCES": ("cart", "wishlist"),
     "CART_STORE_TIMEOUT": 2,  # seconds; bounds every store call (connect, statement, lock)
     "CART_RESTORE": "lazy",  # "lazy": on first use of the cart; "eager": before the view
+    "CART_LINK_REDIRECT": "/",  # where a followed cart link lands without a same-site `next`
     # Additions to the contract's keys:
     "CART_REDIS_TIMEOUT": None,  # deprecated alias of CART_STORE_TIMEOUT for CART_REDIS_URL
     "CART_KEY_PREFIX": "flask_cart:",  # Redis key prefix
@@ -80,6 +81,7 @@ class Settings:
     trusted_origins: frozenset[str]
     store_timeout: float = 2.0
     restore: str = "lazy"
+    link_redirect: str = "/"
 
     @classmethod
     def from_config(cls, config: Any) -> Settings:
@@ -112,7 +114,19 @@ class Settings:
             ),
             store_timeout=timeout,
             restore=restore,
+            link_redirect=link_redirect(config["CART_LINK_REDIRECT"]),
         )
+
+
+def link_redirect(value: object) -> str:
+    """CART_LINK_REDIRECT: a path on this site ("/", "/cart") or an absolute http(s) URL."""
+    from .links import valid_redirect
+
+    if not isinstance(value, str) or not valid_redirect(value):
+        raise ValueError(
+            f"CART_LINK_REDIRECT must be a path (\"/cart\") or an http(s) URL, got {value!r}"
+        )
+    return value
 
 
 def store_timeout(config: Any) -> float:
@@ -185,6 +199,7 @@ class CartManager:
         if app.config["CART_HANDLE_STORE_ERRORS"]:
             app.register_error_handler(StoreUnavailable, store_unavailable_response)
         if app.config["CART_BLUEPRINT"]:
+            from . import links  # noqa: F401 - adds the cart-link routes to the blueprint
             from .views import blueprint, unmatched_route
 
             app.before_request(unmatched_route)  # before the blueprint's own hooks
@@ -247,6 +262,21 @@ class CartManager:
 
     #: The older name of :meth:`cart` (kept: the contract's ``carts.get(instance=...)``).
     get = cart
+
+    def cart_link(
+        self,
+        items: Mapping[str, int],
+        replace: bool = False,
+        max_age: float | None = None,
+        *,
+        instance: str = "cart",
+    ) -> str:
+        """A signed absolute URL that adds `items` (product -> units) to the cart of the
+        browser that follows it, once per cart; `replace` empties the cart first (in the same
+        write). Past `max_age` seconds it answers 410. See flask_cart.links."""
+        from .links import cart_link
+
+        return cart_link(self, items, replace=replace, max_age=max_age, instance=instance)
 
     def link_guest_cart(self, user: Any) -> None:
         """After registration: make the browser's guest carts `user`'s carts (re-keyed, not

@@ -13,7 +13,10 @@ Keyword arguments:
   guest cart; handy for a flash message after login.
 - ``cart_checked_out``: ``cart``, ``snapshot`` (what ``checkout()`` returned).
 - ``cart_link_followed``: ``cart``, ``added`` (product -> units added), ``warnings`` (what
-  was clamped, unknown or sold out, as flashed).
+  was clamped, unknown or sold out, as flashed: dicts of ``product_id``, ``reason`` (one of
+  clamped, unknown, unavailable, sold_out, no_room), ``requested``, ``added``,
+  ``message``), ``replace`` and ``signed`` (bools). Not sent again when a signed link
+  already applied to this cart is followed again.
 - ``cart_abandoned``: ``identifier``, ``instance``, ``customer_id`` (None for guests),
   ``stage``, ``snapshot``, ``recovery_url``; sent by ``flask cart abandoned``.
 - ``cart_recovered``: ``cart`` (the browser's cart now), ``identifier`` (the recovered

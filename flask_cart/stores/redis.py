@@ -118,7 +118,11 @@ def _merge_args(
     """ARGV of the merge script: write `lines` (the rule's result) over the cart read as
     `fields`, if what the rule looked at is unchanged and the new lines still fit under
     `max_lines` (see redis_scripts.MERGE)."""
+    # The source's lines, and any line the rule dropped (a "replace" drops the cart's others).
     checks = [f"l:{pid}" for pid in source]
+    checks += [
+        f for f in fields if f.startswith("l:") and f[2:] not in lines and f[2:] not in source
+    ]
     deletes, sets, new = [], [], []
     for field in checks:
         line = lines.get(field[2:])
@@ -138,7 +142,7 @@ def _merge_args(
         owner.customer_id or "",
         MAX_MERGE_MARKERS,
         new_op_id(),
-        max_lines - len(new) // 3 if new else "",
+        max_lines - len(new) // 3 + len(deletes) if new else "",
         len(checks),
         *(item for field in checks for item in (field, fields.get(field, ""))),
         len(deletes),

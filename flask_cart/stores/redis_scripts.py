@@ -151,7 +151,8 @@ return {'ok', packed(key), ''}
 #: make the merge start over. The marker is added, and the oldest markers past the limit
 #: dropped, in the same write.
 #: ARGV: the marker's field, now (ms), ttl, customer id, markers to keep, uid for a new
-#: cart, the most lines the cart may hold before the new ones ('' when none are added),
+#: cart, the most lines the cart may hold before the write (less the new ones, plus the
+#: deleted ones; '' when none are added),
 #: then counted groups: checks (field, value read or '' when absent), fields to delete,
 #: (field, value) to set, and new lines (field, head, tail: the value is head .. the next
 #: line sequence .. tail).

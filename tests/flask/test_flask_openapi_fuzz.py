@@ -22,7 +22,8 @@ from tests.flask.shop import add
 SPEC_PATH = Path(flask_cart.__file__).parent / "openapi.yaml"
 SPEC = OpenAPI.from_file_path(str(SPEC_PATH))
 CHANGE_METHODS = ("post", "patch", "delete")
-ALLOWED = {200, 303, 400, 403, 404, 409, 422}
+ALLOWED = {200, 303, 400, 403, 404, 409, 410, 422}
+NAVIGATE = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document", "Sec-Fetch-Site": "none"}
 
 
 def check(response: Any) -> None:
@@ -35,20 +36,23 @@ def check(response: Any) -> None:
     assert response.status_code in ALLOWED, (response.status_code, response.data[:500])
     environ = dict(response.request.environ, CONTENT_LENGTH="0")
     environ["wsgi.input"] = io.BytesIO()  # the body was read by the app: only the route counts
-    if environ["PATH_INFO"].startswith("/cart/items/"):
-        environ["PATH_INFO"] = "/cart/items/id"  # ids may hold "/", which no template matches
+    for prefix in ("/cart/items/", "/cart/add/", "/cart/link/"):
+        if environ["PATH_INFO"].startswith(prefix):
+            environ["PATH_INFO"] = prefix + "id:1"  # ids may hold "/", which no template matches
     SPEC.validate_response(
         WerkzeugOpenAPIRequest(Request(environ)), WerkzeugOpenAPIResponse(response)
     )
     if response.status_code == 303:
         assert response.headers["Location"]
+    elif response.mimetype == "text/html":  # a cart link's confirmation page
+        assert response.status_code == 200 and "<form method=\"post\"" in response.text
     else:
         assert response.is_json
         if response.status_code >= 400:
             assert set(response.json["error"]) == {"code", "message"}
 
 
-def test_live_responses_match_the_spec(client, carts, products):
+def test_live_responses_match_the_spec(app, client, carts, products):
     responses = [
         client.get("/cart"),
         add(client, "sku-1", 2),
@@ -80,11 +84,26 @@ def test_live_responses_match_the_spec(client, carts, products):
     responses.append(client.get("/cart"))
     assert responses[-1].json["items"][0]["unavailable_reason"] == "bad_product_data"
     responses.append(add(client, "sku-1"))  # 422 product_unavailable
+    with app.test_request_context("/"):
+        signed = carts.cart_link({"sku-3": 1}).split("localhost", 1)[1]
+        expired = carts.cart_link({"sku-3": 1}, max_age=0.001).split("localhost", 1)[1]
+    responses += [
+        client.get("/cart/add/sku-3?qty=2&next=/x", headers=NAVIGATE),
+        client.get("/cart/add/sku-3"),
+        client.post("/cart/add/sku-3"),
+        client.get("/cart/add/sku-3?qty=0", headers=NAVIGATE),
+        client.get("/cart/link/sku-3:1,limited:9", headers=NAVIGATE),
+        client.get("/cart/link/sku-3:1", headers={"Sec-Fetch-Dest": "image"}),
+        client.get(signed, headers=NAVIGATE),
+        client.post(signed),
+        client.get(signed[:-3] + "abc", headers=NAVIGATE),
+        client.get(expired, headers=NAVIGATE),
+    ]
     statuses = set()
     for response in responses:
         check(response)
         statuses.add(response.status_code)
-    assert statuses == {200, 303, 400, 403, 404, 422}
+    assert statuses == {200, 303, 400, 403, 404, 410, 422}
 
 
 def test_spec_lists_the_default_instances():
@@ -112,7 +131,7 @@ def test_spec_documents_idempotency_keys_and_503_on_every_change():
             description = " ".join(components["responses"][ref]["description"].split())
             assert "may or may not have been applied" in description, (method, path)
             assert "same Idempotency-Key is safe" in description, (method, path)
-    assert changes == 6
+    assert changes == 9
 
 
 JSON = st.recursive(
@@ -144,6 +163,10 @@ ROUTES = [
     ("PATCH", "/cart/items/{}"),
     ("DELETE", "/cart/items/{}"),
     ("POST", "/cart/items/{}"),
+    ("GET", "/cart/add/{}"),
+    ("POST", "/cart/add/{}"),
+    ("GET", "/cart/link/{}"),
+    ("GET", "/cart/signed/{}"),
 ]
 FUZZ = settings(
     max_examples=60,
@@ -159,16 +182,25 @@ FUZZ = settings(
     product_id=PRODUCT_IDS,
     instance=st.none() | st.sampled_from(["cart", "wishlist", ""]) | st.text(max_size=10),
     as_form=st.booleans(),
+    qty=st.none() | st.sampled_from(["1", "0", "999", "2.5", "-1"]) | st.text(max_size=12),
+    navigate=st.booleans(),
 )
-def test_no_input_gets_a_500(client, method, path, body, product_id, instance, as_form):
+def test_no_input_gets_a_500(
+    client, method, path, body, product_id, instance, as_form, qty, navigate
+):
     url = path.format(quote(product_id, safe=""))
+    query = {}
     if instance is not None:
-        url += "?instance=" + quote(instance, safe="")
+        query["instance"] = instance
+    link = not path.startswith("/cart/items") and path != "/cart"
+    if link and qty is not None:
+        query["qty"] = qty
+    headers = NAVIGATE if link and navigate else {}
     if as_form and isinstance(body, dict):
         data = {str(k): str(v) for k, v in body.items()}
-        response = client.open(url, method=method, data=data)
+        response = client.open(url, method=method, data=data, query_string=query, headers=headers)
     else:
-        response = client.open(url, method=method, json=body)
+        response = client.open(url, method=method, json=body, query_string=query, headers=headers)
     check(response)
 
 

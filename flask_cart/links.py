@@ -1,0 +1,377 @@
+"""Cart links: URLs that add products to the cart of the browser that opens them.
+
+- ``GET /cart/add/<product_id>?qty=N`` (N defaults to 1) and
+  ``GET /cart/link/<product_id>:<qty>,<product_id>:<qty>...`` (split at each entry's last
+  ``:``, so an id may hold ``:`` but not ``,``; at most ``min(100, CART_MAX_LINES)`` entries,
+  each id once) for product pages, posts and ads;
+- ``GET /cart/signed/<token>``: the signed links of :func:`cart_link` for e-mails and
+  campaigns, optionally replacing the cart, optionally expiring.
+
+A link adds in one atomic store write (the store's merge, recorded under a marker): stock
+and the caps clamp what it adds, and what they clamped, or what is unknown, sold out or
+unavailable, is flashed (``cart-warning``) and sent with ``cart_link_followed``. A signed
+link's marker is its token, so it is applied once per cart (a double click or a mail
+scanner's second fetch adds nothing). Only a top-level navigation follows a link
+(flask_cart.navigation); then the answer is a 303 to a same-site ``next`` or to
+CART_LINK_REDIRECT. Input that cannot be followed is a 400 (a signed link past its expiry
+410) before anything else, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from flask import current_app, flash, has_request_context, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.routing import BuildError
+
+from . import signals
+from .catalog import UNKNOWN_PRODUCT, Unavailable
+from .context import request_carts
+from .errors import CartError, InvalidLink, InvalidQuantity
+from .lines import MAX_LINE_QUANTITY_CAP, Line, check_product_id, money_str
+from .navigation import follow_or_confirm
+from .request_cart import MAX_NAME_CHARS, RequestCart
+from .stores.base import new_op_id
+from .tokens import make_token, read_token
+from .views import SAFE_METHODS, _idempotency_key, _same_site_url, blueprint
+
+if TYPE_CHECKING:
+    from .manager import CartManager
+
+#: The most products one link names (and never more than CART_MAX_LINES).
+MAX_LINK_ITEMS = 100
+TOKEN_PURPOSE = "cart-link"
+_UNITS = re.compile(r"[0-9]{1,10}", re.ASCII)
+
+Entries = list[tuple[str, int]]
+
+
+# -- input -----------------------------------------------------------------------------------
+
+
+def parse_units(raw: str) -> int:
+    """A link's quantity: ASCII digits, 1 to 1,000,000,000 (the caps clamp it further)."""
+    if not _UNITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_LINE_QUANTITY_CAP:
+        raise InvalidQuantity(
+            f"a quantity in a cart link is a whole number from 1 to {MAX_LINE_QUANTITY_CAP}"
+        )
+    return int(raw)
+
+
+def parse_list(text: str, max_items: int) -> Entries:
+    """``id:qty,id:qty...`` as entries; InvalidLink for an empty entry, too many or a
+    repeated id."""
+    entries: Entries = []
+    for part in text.split(","):
+        product_id, colon, units = part.rpartition(":")
+        if not colon or not product_id:
+            raise InvalidLink("a cart link lists <product_id>:<quantity> entries, comma-separated")
+        entries.append((check_product_id(product_id), parse_units(units)))
+    return check_entries(entries, max_items)
+
+
+def check_entries(entries: Entries, max_items: int) -> Entries:
+    if not entries:
+        raise InvalidLink("a cart link names at least one product")
+    if len(entries) > max_items:
+        raise InvalidLink(f"a cart link names at most {max_items} products")
+    seen: set[str] = set()
+    for product_id, _ in entries:
+        if product_id in seen:
+            raise InvalidLink(f"a cart link names {product_id!r} twice: name it once")
+        seen.add(product_id)
+    return entries
+
+
+def valid_redirect(url: str) -> bool:
+    """A path on this site ("/", "/cart") or an absolute http(s) URL (for CART_LINK_REDIRECT)."""
+    if not url or "\\" in url or not url.isprintable():
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    if not parts.scheme and not parts.netloc:
+        return url.startswith("/") and not url.startswith("//")
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _max_items() -> int:
+    return min(MAX_LINK_ITEMS, request_carts().settings.limits.max_lines)
+
+
+# -- the routes ------------------------------------------------------------------------------
+
+
+@blueprint.route("/add/<path:product_id>", methods=["GET", "POST"])
+def add_link(product_id: str) -> ResponseReturnValue:
+    """Add ``?qty=`` (default 1) units of the product, then 303 to ``next``."""
+    product_id = check_product_id(product_id)
+    raw = request.args.getlist("qty")
+    if len(raw) > 1:
+        raise InvalidQuantity("give qty once")
+    entries = [(product_id, parse_units(raw[0]) if raw else 1)]
+    return _follow(entries, _link_cart(request.args.get("instance", "cart")))
+
+
+@blueprint.route("/link/<path:items>", methods=["GET", "POST"])
+def list_link(items: str) -> ResponseReturnValue:
+    """Add every ``<product_id>:<qty>`` of the comma-separated list, then 303 to ``next``."""
+    if "qty" in request.args:
+        raise InvalidLink("a list link gives each quantity after its product id, not in ?qty=")
+    entries = parse_list(items, _max_items())
+    return _follow(entries, _link_cart(request.args.get("instance", "cart")))
+
+
+@blueprint.route("/signed/<token>", methods=["GET", "POST"])
+def signed_link(token: str) -> ResponseReturnValue:
+    """Follow a link made by :func:`cart_link`: once per cart; 400 tampered, 410 expired."""
+    data = read_token(current_app, TOKEN_PURPOSE, token)
+    entries, replace, instance = _token_data(data)
+    asked = request.args.get("instance")
+    if asked is not None and asked != instance:
+        raise InvalidLink(f"this link is for the {instance!r} cart")
+    marker = "link:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    return _follow(entries, _link_cart(instance), replace=replace, marker=marker)
+
+
+def _token_data(data: Any) -> tuple[Entries, bool, str]:
+    """The entries, replace flag and instance a token carries (InvalidLink if malformed)."""
+    try:
+        rows, replace, instance = data["i"], data["r"], data["n"]
+        entries = [(check_product_id(pid), units) for pid, units in rows]
+    except (TypeError, KeyError, ValueError, CartError):
+        raise InvalidLink("this link is not valid") from None
+    if not all(type(u) is int and 1 <= u <= MAX_LINE_QUANTITY_CAP for _, u in entries):
+        raise InvalidLink("this link is not valid")
+    if type(replace) is not bool or not isinstance(instance, str):
+        raise InvalidLink("this link is not valid")
+    return check_entries(entries, MAX_LINK_ITEMS), replace, instance
+
+
+def _link_cart(instance: str) -> RequestCart:
+    cart = request_carts().cart(instance)
+    if request.method not in SAFE_METHODS:
+        cart.idempotent(_idempotency_key())
+    return cart
+
+
+def _follow(
+    entries: Entries, cart: RequestCart, *, replace: bool = False, marker: str | None = None
+) -> ResponseReturnValue:
+    """Ask for a click unless this is a top-level navigation (or the page's POST); then
+    apply the link, flash and signal what it could not add, and 303 to where it lands."""
+    page = follow_or_confirm(*_wording(cart, entries, replace))
+    if page is not None:
+        return page
+    result = apply_link(cart, entries, replace=replace, marker=marker)
+    for warning in result["warnings"]:
+        flash(warning["message"], "cart-warning")
+    if not result["replayed"]:
+        ctx = request_carts()
+        ctx.send(
+            signals.cart_link_followed,
+            cart=cart,
+            added=result["added"],
+            warnings=result["warnings"],
+            replace=replace,
+            signed=marker is not None,
+        )
+    return redirect(_landing(), code=303)
+
+
+def _landing() -> str:
+    """A same-site ``next``, else CART_LINK_REDIRECT (a path under the app's root)."""
+    target = request.args.get("next")
+    if target and _same_site_url(target):
+        return target
+    default = request_carts().settings.link_redirect
+    return request.script_root + default if default.startswith("/") else default
+
+
+def _wording(cart: RequestCart, entries: Entries, replace: bool) -> tuple[str, str]:
+    """The confirmation page's title and button."""
+    if replace:
+        return f"Replace your cart with {_describe(cart, entries)}?", "Replace my cart"
+    return f"Add {_describe(cart, entries)} to your cart?", "Add to cart"
+
+
+def _describe(cart: RequestCart, entries: Entries) -> str:
+    if len(entries) > 1:
+        return f"{len(entries)} products"
+    product_id, units = entries[0]
+    return f"{units} \N{MULTIPLICATION SIGN} {_name(cart, product_id)}"
+
+
+def _name(cart: RequestCart, product_id: str) -> str:
+    product = cart._ctx.catalog.lookup(product_id)
+    name = None if isinstance(product, Unavailable) else product.name
+    return (name or product_id)[:MAX_NAME_CHARS]
+
+
+# -- applying a link -------------------------------------------------------------------------
+
+
+def apply_link(
+    cart: RequestCart, entries: Entries, *, replace: bool = False, marker: str | None = None
+) -> dict[str, Any]:
+    """Add (or with `replace`, put instead of the cart's lines) the entries in one store
+    merge, once per `marker` (a new marker when None; an Idempotency-Key's when the request
+    has one). Returns ``added`` (product -> units), ``warnings`` (in link order) and
+    ``replayed`` (the marker had been applied: nothing changed, no signal)."""
+    catalog = cart._ctx.catalog
+    source: dict[str, Line] = {}
+    caps: dict[str, int] = {}
+    notes: dict[str, dict[str, Any]] = {}
+    for product_id, units in entries:
+        product = catalog.lookup(product_id)
+        if isinstance(product, Unavailable):
+            reason = "unknown" if product.reason == UNKNOWN_PRODUCT else "unavailable"
+            notes[product_id] = _warning(cart, product_id, reason, units)
+            continue
+        if product.stock is not None:
+            if product.stock <= 0:
+                notes[product_id] = _warning(cart, product_id, "sold_out", units)
+                continue
+            caps[product_id] = product.stock
+        extra = {} if product.name is None else {"name": product.name[:MAX_NAME_CHARS]}
+        source[product_id] = Line(product_id, units, money_str(product.unit_cost), extra)
+    if not source:  # nothing to add: the cart is not touched (a replace keeps it too)
+        cart.idempotent(None)
+        return {"added": {}, "warnings": _ordered(entries, notes), "replayed": False}
+    outcomes = []
+
+    def operation() -> bool:
+        key_op = cart._next_op()
+        name = marker or "link:" + (key_op or new_op_id())
+        outcome = cart.store.merge(
+            cart.key,
+            source,
+            strategy="replace" if replace else "add",
+            marker=name,
+            owner=cart.owner,
+            limits=cart.limits,
+            line_caps=caps,
+        )
+        cart._wrote(outcome.state)
+        outcomes.append(outcome)
+        return not outcome.already_merged
+
+    cart._change(operation, changed=None)
+    outcome = outcomes[-1]
+    if outcome.already_merged:
+        message = "The products of this link were added to your cart before."
+        replay = {"product_id": None, "reason": "already_added", "requested": 0, "added": 0,
+                  "message": message}  # fmt: skip
+        return {"added": {}, "warnings": [replay], "replayed": True}
+    added = {pid: units for pid, units in outcome.moved.items() if units > 0}
+    limits = cart.limits
+    for product_id, line in source.items():
+        got = added.get(product_id, 0)
+        if product_id in outcome.dropped:
+            notes[product_id] = _warning(cart, product_id, "no_room", line.quantity)
+        elif got < line.quantity:
+            held = outcome.state.lines[product_id].quantity
+            stock = caps.get(product_id)
+            why = (
+                f"only {stock} in stock"
+                if stock is not None and held >= stock and stock < limits.max_line_quantity
+                else f"at most {limits.max_line_quantity} per product"
+            )
+            notes[product_id] = _warning(cart, product_id, "clamped", line.quantity, got, why)
+    if replace:
+        cart._send(signals.cart_cleared)
+    for product_id, units in added.items():
+        cart._send(
+            signals.cart_item_added,
+            product_id=product_id,
+            quantity=units,
+            line=cart.get_product(product_id),
+        )
+    return {"added": added, "warnings": _ordered(entries, notes), "replayed": False}
+
+
+def _ordered(entries: Entries, notes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [notes[pid] for pid, _ in entries if pid in notes]
+
+
+def _warning(
+    cart: RequestCart, product_id: str, reason: str, requested: int, added: int = 0, why: str = ""
+) -> dict[str, Any]:
+    """What a link could not add: product_id, reason, requested, added and the message."""
+    name = _name(cart, product_id)
+    messages = {
+        "unknown": f"{name} is not in the catalogue: it was not added.",
+        "unavailable": f"{name} cannot be sold right now: it was not added.",
+        "sold_out": f"{name} is sold out: it was not added.",
+        "no_room": f"{name} was not added: a cart holds at most {cart.limits.max_lines} products.",
+        "clamped": f"{name}: {added} of {requested} added ({why}).",
+    }
+    return {
+        "product_id": product_id,
+        "reason": reason,
+        "requested": requested,
+        "added": added,
+        "message": messages[reason],
+    }
+
+
+# -- signed links ----------------------------------------------------------------------------
+
+
+def cart_link(
+    manager: CartManager,
+    items: Mapping[str, int],
+    *,
+    replace: bool = False,
+    max_age: float | None = None,
+    instance: str = "cart",
+) -> str:
+    """A signed absolute URL (``/cart/signed/<token>``) adding `items` once per cart.
+
+    The host is the request's, else SERVER_NAME's (with PREFERRED_URL_SCHEME); without
+    either a RuntimeError says so. Items are checked as links check them (ValueError).
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    settings = manager.settings(app)
+    if instance not in settings.instances:
+        raise ValueError(f"unknown cart instance {instance!r}")
+    if not isinstance(items, Mapping):
+        raise TypeError("items must be a mapping of product id -> units")
+    try:
+        entries = [(check_product_id(pid), _units(units)) for pid, units in items.items()]
+        check_entries(entries, min(MAX_LINK_ITEMS, settings.limits.max_lines))
+    except CartError as exc:
+        raise ValueError(exc.message) from None
+    data = {"i": [list(entry) for entry in entries], "r": bool(replace), "n": instance}
+    token = make_token(app, TOKEN_PURPOSE, data, max_age)
+    if not has_request_context() and not app.config.get("SERVER_NAME"):
+        raise RuntimeError(
+            "carts.cart_link() outside a request needs SERVER_NAME (and PREFERRED_URL_SCHEME) "
+            "to say the shop's host"
+        )
+    try:
+        return url_for("flask_cart.signed_link", token=token, _external=True)
+    except BuildError:
+        raise RuntimeError("cart links need the cart routes (CART_BLUEPRINT = True)") from None
+
+
+def _units(units: object) -> int:
+    if type(units) is not int or not 1 <= units <= MAX_LINE_QUANTITY_CAP:
+        raise InvalidQuantity(f"units must be an int from 1 to {MAX_LINE_QUANTITY_CAP}")
+    return units
+
+
+__all__ = [
+    "MAX_LINK_ITEMS",
+    "apply_link",
+    "cart_link",
+    "parse_list",
+    "parse_units",
+    "valid_redirect",
+]
