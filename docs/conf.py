@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.abspath(".."))
 
 project = "flask-cart"
 author = "flask-cart contributors"
-copyright = "flask-cart contributors"  # noqa: A001 - Sphinx's name for it
+copyright = "flask-cart contributors"
 release = importlib.import_module("flask_cart").__version__
 version = release
 
