@@ -4,6 +4,8 @@
 #   make test-lowest  pytest in .venv-lowest, every dependency at its declared lower bound
 #   make demo    run the demo shop on http://127.0.0.1:5000
 #   make lint    ruff and mypy only
+#   make docs    the Sphinx site in docs/_build/html (warnings are errors), then its doctests
+#   make dist-check  sdist and wheel, twine check, their contents, the wheel in a fresh venv
 #   make bench   run the benchmarks in bench/
 #   make clean   remove build output and caches (make distclean: the venv too)
 #
@@ -18,10 +20,12 @@ SERVICES_ARGS ?= --chromium
 
 TEST_STAMP = $(VENV)/.installed-test
 DEMO_STAMP = $(VENV)/.installed-demo
+DOCS_STAMP = $(VENV)/.installed-docs
+DIST_STAMP = $(VENV)/.installed-dist
 LOWEST = .venv-lowest
 LOWEST_STAMP = $(LOWEST)/.installed-lowest
 
-.PHONY: all test test-lowest services lint demo bench dist clean distclean
+.PHONY: all test test-lowest services lint demo bench docs dist dist-check clean distclean
 
 all: test
 
@@ -78,13 +82,31 @@ bench: $(BENCH_STAMP) services
 	$(BIN)/python bench/callgrind_bare_page.py --requests 1000
 	$(BIN)/python bench/cleanup_scale.py
 
-dist: $(TEST_STAMP)
-	$(BIN)/python -m pip install -q build
+$(DOCS_STAMP): $(TEST_STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,docs]'
+	touch $@
+
+# -E: read every page again, so a warning of an unchanged page still fails the build.
+# The doctests run the examples against SQLite and the Redis server on 127.0.0.1:6379.
+docs: $(DOCS_STAMP)
+	$(BIN)/sphinx-build -E -q -W --keep-going -b html docs docs/_build/html
+	$(BIN)/sphinx-build -E -q -W --keep-going -b doctest docs docs/_build/doctest
+
+$(DIST_STAMP): $(TEST_STAMP)
+	$(BIN)/python -m pip install -q build twine
+	touch $@
+
+dist: $(DIST_STAMP)
 	rm -rf build dist
 	$(BIN)/python -m build
 
+# What the sdist and the wheel carry, and the wheel installed into a fresh venv.
+dist-check: dist
+	$(BIN)/twine check --strict dist/*
+	$(BIN)/python scripts/check_dist.py dist
+
 clean:
-	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis .ci/junit*.xml
+	rm -rf build dist docs/_build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis .ci/junit*.xml
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
