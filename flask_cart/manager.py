@@ -20,6 +20,7 @@ from flask import Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from werkzeug.local import LocalProxy
 
+from .abandoned import Stage, parse_stages
 from .catalog import ProductLoader
 from .context import finish_request, prepare_request, request_carts
 from .errors import StoreUnavailable
@@ -48,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "CART_INSTANCES": ("cart", "wishlist"),
     "CART_STORE_TIMEOUT": 2,  # seconds; bounds every store call (connect, statement, lock)
     "CART_RESTORE": "lazy",  # "lazy": on first use of the cart; "eager": before the view
+    "CART_ABANDONED_STAGES": ("1h", "24h", "72h"),  # default stages of flask cart abandoned
     # Additions to the contract's keys:
     "CART_REDIS_TIMEOUT": None,  # deprecated alias of CART_STORE_TIMEOUT for CART_REDIS_URL
     "CART_KEY_PREFIX": "flask_cart:",  # Redis key prefix
@@ -81,6 +83,7 @@ class Settings:
     trusted_origins: frozenset[str]
     store_timeout: float = 2.0
     restore: str = "lazy"
+    abandoned_stages: tuple[Stage, ...] = ()
 
     @classmethod
     def from_config(cls, config: Any) -> Settings:
@@ -95,7 +98,15 @@ class Settings:
         for key, value in days.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"{key} must be a positive number of days")
+        stages = config["CART_ABANDONED_STAGES"]
+        try:
+            if isinstance(stages, str):
+                raise ValueError("a sequence of durations is needed, not one string")
+            abandoned_stages = parse_stages(stages)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"CART_ABANDONED_STAGES: {exc}") from None
         return cls(
+            abandoned_stages=abandoned_stages,
             cookie_name=str(config["CART_COOKIE_NAME"]),
             cookie_secure=config["CART_COOKIE_SECURE"],
             cookie_samesite=config["CART_COOKIE_SAMESITE"],

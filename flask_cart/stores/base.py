@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 from ..lines import CartState, Limits, Line, MergeOutcome, Owner
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
     from datetime import datetime
 
+    from ..abandoned import AbandonedCart, BatchHook, Stage
     from ..cleanup import CartStats, CleanupResult, Progress
 
 
@@ -178,6 +180,26 @@ class CartStore(ABC):
         two runs at once must delete each cart once. `dry_run` counts and deletes nothing.
         """
         raise NotImplementedError(f"{type(self).__name__} does not support cleanup")
+
+    def claim_abandoned(
+        self,
+        *,
+        stages: Sequence[Stage],
+        now: datetime,
+        limit: int | None,
+        batch_size: int,
+        dry_run: bool = False,
+        on_batch: BatchHook | None = None,
+    ) -> Iterator[list[AbandonedCart]]:
+        """Claim the carts due for a stage (see flask_cart.abandoned), batch by batch.
+
+        A cart with lines, not sealed, last changed before a stage's cut-off and not
+        claimed for the latest stage it passed at its current uid and version is claimed
+        for it, atomically and only while it is still the cart that was read; each batch
+        (at most `batch_size`, at most `limit` in all) is yielded after its claims are
+        recorded. `dry_run` claims nothing and yields what would be claimed.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support abandoned carts")
 
 
 def merge_marker(source: CartKey, state: CartState) -> str:

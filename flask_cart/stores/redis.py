@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
+from ..abandoned import AbandonedCart
 from ..cleanup import CartStats, CleanupResult
 from ..errors import CartClosed, LineNotFound, StoreUnavailable
 from ..lines import (
@@ -374,6 +375,12 @@ class RedisStore(CartStore):
         from . import redis_cleanup
 
         return redis_cleanup.delete_expired(self, **options)
+
+    def claim_abandoned(self, **options: Any) -> Iterator[list[AbandonedCart]]:
+        """See CartStore.claim_abandoned; the work is in stores/redis_abandoned.py."""
+        from . import redis_abandoned
+
+        return redis_abandoned.claim_abandoned(self, **options)
 
     def close(self) -> None:
         if self._owns_client:
