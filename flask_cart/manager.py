@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -61,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 SQLITE_FILE = "flask_cart.sqlite3"
+DEFAULT_RECOVERY_MAX_AGE = 7 * 86400  # seconds
 RESTORE_MODES = ("lazy", "eager")
 
 
@@ -226,6 +228,7 @@ class CartManager:
         app.context_processor(_template_context)
         app.register_error_handler(StoreUnavailable, _store_unavailable)
         if app.config["CART_BLUEPRINT"]:
+            from . import recovery  # noqa: F401 - adds /recover/<token> to the blueprint
             from .views import blueprint, unmatched_route
 
             app.before_request(unmatched_route)  # before the blueprint's own hooks
@@ -288,6 +291,19 @@ class CartManager:
         from .login import link_guest_cart
 
         link_guest_cart(request_carts(), user)
+
+    def recovery_url(
+        self,
+        identifier: str,
+        instance: str = "cart",
+        max_age: float | timedelta | None = DEFAULT_RECOVERY_MAX_AGE,
+    ) -> str:
+        """A signed absolute URL to ``GET /cart/recover/<token>`` that gives the stored cart
+        `identifier` (a guest id or ``customer:<user id>``) to the browser that opens it.
+        Outside a request (the CLI) SERVER_NAME names the host; without it, RuntimeError."""
+        from .recovery import recovery_url
+
+        return recovery_url(self, identifier, instance, max_age)
 
 
 def _current_cart() -> RequestCart:
