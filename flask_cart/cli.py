@@ -41,7 +41,7 @@ from .cleanup import (
     summary_line,
     utc_iso,
 )
-from .errors import CartError, StoreUnavailable
+from .errors import CartError, InvalidInput, InvalidInstance, StoreUnavailable
 from .lines import money_str
 from .signals import cart_abandoned
 
@@ -214,6 +214,10 @@ def cleanup(
         click.echo(summary_line(result, retention))
 
 
+#: A well-formed guest id, to check before a run that recovery links can be made.
+PROBE_GUEST_ID = "00000000-0000-4000-8000-000000000000"
+
+
 class _StageType(click.ParamType):
     """A duration such as 30s, 15m, 1h, 2d."""
 
@@ -281,7 +285,6 @@ def abandoned(
         )
     except (TypeError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
-    state = current_app.extensions.get("cart")
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     has_host = bool(current_app.config.get("SERVER_NAME"))
     if not has_host:
@@ -293,10 +296,19 @@ def abandoned(
             raise click.ClickException(message + "; nothing was reported")
         click.echo(f"Warning: {message}; recovery_url is null in this dry run", err=True)
 
+    unlinkable = 0
+
     def url_of(report: AbandonedCart) -> str | None:
-        if not has_host or state is None or not hasattr(state, "recovery_url"):
+        """The cart's recovery link; None for a cart no link can name (an identifier that
+        is neither a guest id nor ``customer:<id>``, an instance the app does not have)."""
+        nonlocal unlinkable
+        if not has_host:
             return None
-        return str(state.recovery_url(report.key.identifier, instance=report.key.instance))
+        try:
+            return str(state.recovery_url(report.key.identifier, instance=report.key.instance))
+        except (InvalidInput, InvalidInstance):
+            unlinkable += 1
+            return None
 
     result = AbandonedResult(
         by_stage={s.label: 0 for s in chosen[::-1]}, dry_run=dry_run
@@ -304,6 +316,14 @@ def abandoned(
     started = time.monotonic()
     try:
         store = _store()
+        state = current_app.extensions["cart"]
+        if has_host:  # a link that cannot be made fails here, before anything is claimed
+            try:
+                state.recovery_url(PROBE_GUEST_ID)
+            except RuntimeError as exc:
+                raise click.ClickException(
+                    f"recovery links cannot be made: {_one_line(str(exc))}; nothing was reported"
+                ) from exc
         for batch in run_abandoned(
             store, stages=chosen, dry_run=dry_run, limit=limit, batch_size=batch_size
         ):
@@ -332,5 +352,13 @@ def abandoned(
             _one_line(f"the cart store cannot be reached: {exc}")
         ) from exc
     result.seconds = time.monotonic() - started
+    if unlinkable:
+        noun = "cart has" if unlinkable == 1 else "carts have"
+        click.echo(
+            f"Warning: {unlinkable} {noun} no recovery link (recovery_url null): its "
+            "identifier is neither a guest id nor 'customer:<user id>', or its instance "
+            "is not in CART_INSTANCES",
+            err=True,
+        )
     if not as_json:
         click.echo(result.summary())

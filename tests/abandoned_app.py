@@ -9,7 +9,7 @@ from flask import Flask
 from flask_cart import CartManager
 
 app = Flask(__name__)
-app.config["SERVER_NAME"] = "shop.test"
+app.config.update(SERVER_NAME="shop.test", SECRET_KEY="abandoned-tests")
 if os.environ["T_STORE"] == "redis":
     app.config.update(
         CART_STORE="redis",

@@ -41,6 +41,7 @@ def report(store: CartStore, **options: Any) -> list[tuple[str, str]]:
 def abandoned(store: CartStore, *args: str, **config: Any) -> Any:
     """`flask cart abandoned ARGS` in an app on `store`; the click Result."""
     config.setdefault("SERVER_NAME", "shop.test")
+    config.setdefault("SECRET_KEY", "abandoned-tests")
     app = cli_app(store, **config)
     try:
         return app.test_cli_runner(mix_stderr=False).invoke(args=["cart", "abandoned", *args])
@@ -245,9 +246,12 @@ def test_two_processes_at_once_report_each_cart_once(make_store: Any, kind: str)
 # --- the command -------------------------------------------------------------------------
 
 
+GUEST = "5f0c7c4e-2a0e-4c1d-9d7e-3f2b8a6c1e00"
+
+
 def test_json_shape_and_signal(store: CartStore) -> None:
-    put(store, "guest-1", age=2 * HOUR)
-    put(store, "cust-1", age=30 * HOUR, customer="c-1")
+    put(store, GUEST, age=2 * HOUR)
+    put(store, "customer:c-1", age=30 * HOUR, customer="c-1")
     sent: list[dict[str, Any]] = []
 
     def receiver(sender: Flask, **kwargs: Any) -> None:
@@ -256,8 +260,8 @@ def test_json_shape_and_signal(store: CartStore) -> None:
     with cart_abandoned.connected_to(receiver):
         reports = json_reports(store)
     by_id = {r["identifier"]: r for r in reports}
-    assert set(by_id) == {"guest-1", "cust-1"}
-    guest = by_id["guest-1"]
+    assert set(by_id) == {GUEST, "customer:c-1"}
+    guest = by_id[GUEST]
     assert set(guest) >= {
         "identifier",
         "instance",
@@ -277,10 +281,11 @@ def test_json_shape_and_signal(store: CartStore) -> None:
     assert guest["items"][0]["product_id"] == "sku-1"
     assert guest["items"][0]["quantity"] == 1
     assert guest["recovery_url"].startswith("http://shop.test/")
-    assert by_id["cust-1"]["customer_id"] == "c-1"
-    assert by_id["cust-1"]["stage"] == "24h"
-    assert {s["identifier"] for s in sent} == {"guest-1", "cust-1"}
-    signal = next(s for s in sent if s["identifier"] == "guest-1")
+    assert by_id["customer:c-1"]["customer_id"] == "c-1"
+    assert by_id["customer:c-1"]["stage"] == "24h"
+    assert by_id["customer:c-1"]["recovery_url"].startswith("http://shop.test/")
+    assert {s["identifier"] for s in sent} == {GUEST, "customer:c-1"}
+    signal = next(s for s in sent if s["identifier"] == GUEST)
     assert signal["stage"] == "1h"
     assert signal["customer_id"] is None
     assert signal["instance"] == "cart"
@@ -288,6 +293,17 @@ def test_json_shape_and_signal(store: CartStore) -> None:
     assert signal["recovery_url"] == guest["recovery_url"]
     assert signal["report_id"] == guest["report_id"]
     assert json_reports(store) == []
+
+
+def test_an_identifier_no_link_can_name_is_reported_with_a_warning(store: CartStore) -> None:
+    """A cart made through the Cart API with an identifier of its own (not a guest id nor
+    ``customer:<id>``) has no recovery link: reported with recovery_url null, and said."""
+    put(store, "order-42", age=2 * HOUR)
+    result = abandoned(store, "--json")
+    assert result.exit_code == 0, result.output
+    (line,) = result.stdout.splitlines()
+    assert json.loads(line)["recovery_url"] is None
+    assert "recovery_url" in result.stderr and "1 cart" in result.stderr
 
 
 def test_command_text_summary_and_stage_options(store: CartStore) -> None:
@@ -350,7 +366,7 @@ def test_bad_configured_stages_refused_at_init() -> None:
 
 
 def test_without_server_name_a_clear_error_and_nothing_recorded(store: CartStore) -> None:
-    put(store, "a", age=2 * HOUR)
+    put(store, GUEST, age=2 * HOUR)
     result = abandoned(store, SERVER_NAME=None)
     assert result.exit_code == 1
     assert "SERVER_NAME" in result.stderr
@@ -358,7 +374,15 @@ def test_without_server_name_a_clear_error_and_nothing_recorded(store: CartStore
     assert dry.exit_code == 0
     assert json.loads(dry.stdout)["recovery_url"] is None
     assert "SERVER_NAME" in dry.stderr
-    assert [r["identifier"] for r in json_reports(store)] == ["a"]  # still due
+    assert [r["identifier"] for r in json_reports(store)] == [GUEST]  # still due
+
+
+def test_without_secret_key_a_clear_error_before_anything_is_claimed(store: CartStore) -> None:
+    put(store, GUEST, age=2 * HOUR)
+    result = abandoned(store, SECRET_KEY=None)
+    assert result.exit_code == 1
+    assert "SECRET_KEY" in result.stderr and "nothing was reported" in result.stderr
+    assert [r["identifier"] for r in json_reports(store)] == [GUEST]
 
 
 def test_sql_claims_table_cleaned_up_with_its_carts(make_store: Any) -> None:
