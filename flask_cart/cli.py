@@ -232,9 +232,8 @@ class _StageType(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-def _report_json(report: AbandonedCart, url: str | None) -> dict[str, Any]:
+def _report_json(report: AbandonedCart, snap: dict[str, Any], url: str | None) -> dict[str, Any]:
     state = report.state
-    snap = snapshot(report.key, state)
     return {
         "identifier": report.key.identifier,
         "instance": report.key.instance,
@@ -327,8 +326,10 @@ def abandoned(
         for batch in run_abandoned(
             store, stages=chosen, dry_run=dry_run, limit=limit, batch_size=batch_size
         ):
+            lines = []
             for report in batch:
                 url = url_of(report)
+                snap = snapshot(report.key, report.state)
                 if not dry_run:
                     cart_abandoned.send(
                         app,
@@ -336,13 +337,16 @@ def abandoned(
                         instance=report.key.instance,
                         customer_id=report.state.customer_id,
                         stage=report.stage.label,
-                        snapshot=snapshot(report.key, report.state),
+                        snapshot=snap,
                         recovery_url=url,
                         report_id=report.report_id,
                     )
                 result.by_stage[report.stage.label] += 1
                 if as_json:
-                    click.echo(json.dumps(_report_json(report, url)))
+                    lines.append(json.dumps(_report_json(report, snap, url)) + "\n")
+            if lines:
+                sys.stdout.write("".join(lines))
+                sys.stdout.flush()
     except CartError as exc:
         raise click.ClickException(_one_line(exc.message)) from exc
     except Exception as exc:

@@ -13,13 +13,16 @@ A run walks, per stage (latest first) and per kind (guest, customer), the carts 
 change lies in that stage's window, through the index ``(is_guest, updated_at)`` with
 keyset pagination on ``(updated_at, id)``, `batch_size` rows at a time. Per batch:
 
-1. one SELECT of the batch's rows, decoded with the store's own decoder (expired, sealed
-   and empty carts are left out), and one SELECT of the claims already made for them;
-2. in one transaction, one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` (``INSERT
-   IGNORE`` on MariaDB and MySQL) per unclaimed cart, selecting the cart row only while
-   it has the version read in step 1, tagged with this run's token; then one SELECT of
-   the claims carrying the token: those, and only those, are this run's reports. Two runs
-   at once race on the primary key and one wins each report.
+1. one SELECT of the batch's rows not claimed for the stage at their version (an
+   anti-join on the claims' index ``(cart_id, stage, version)``, the cart's created_at
+   telling a cart made again at a reused row id from the old one), decoded with the
+   store's own decoder (expired, sealed and empty carts are left out);
+2. in one transaction, ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` (``INSERT
+   IGNORE`` on MariaDB and MySQL) selecting the cart rows only while they have the
+   versions read in step 1, tagged with this run's token (on PostgreSQL one statement
+   joining the batch as arrays; elsewhere one per cart, sent as an executemany), then
+   SELECTs of the claims carrying the token: those, and only those, are this run's
+   reports. Two runs at once race on the primary key and one wins each report.
 
 Memory holds one batch, whatever the table size.
 """
@@ -45,6 +48,8 @@ if TYPE_CHECKING:
 
 #: The claim transaction of one batch may take longer than one change (CART_STORE_TIMEOUT).
 CLAIM_TIMEOUT = 30.0
+#: Report ids per SELECT of the claims won (SQLite before 3.32 allows 999 parameters).
+CHUNK = 500
 
 
 def abandoned_table(metadata: sa.MetaData, carts_table: str) -> sa.Table:
@@ -59,15 +64,16 @@ def abandoned_table(metadata: sa.MetaData, carts_table: str) -> sa.Table:
         sa.Column("cart_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
         sa.Column("stage", sa.Integer, nullable=False),
         sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
         sa.Column("claimed_at", UTCDateTime, nullable=False),
         sa.Column("run", KeyString(32), nullable=False),
-        sa.Index(f"ix_{name}_cart", "cart_id"),
+        sa.Index(f"ix_{name}_cart", "cart_id", "stage", "version"),
     )
 
 
 def _insert_ignore(conn: Connection, claims: sa.Table, select: sa.Select[Any]) -> Any:
     """INSERT ... SELECT that skips a report already claimed, in the connection's dialect."""
-    columns = ["report_id", "cart_id", "stage", "version", "claimed_at", "run"]
+    columns = ["report_id", "cart_id", "stage", "version", "created_at", "claimed_at", "run"]
     name = conn.dialect.name
     if name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -105,7 +111,10 @@ def claim_abandoned(
     left = limit
     for stage, lower, upper in windows(stages, now):
         for is_guest in (True, False):
-            for batch in _walk(store, is_guest=is_guest, lower=lower, upper=upper, size=batch_size):
+            walk = _walk(
+                store, stage, is_guest=is_guest, lower=lower, upper=upper, size=batch_size
+            )
+            for batch in walk:
                 due = _unclaimed(store, batch, stage, now)
                 if left is not None:
                     due = due[:left]
@@ -123,12 +132,26 @@ def claim_abandoned(
 
 
 def _walk(
-    store: SQLStore, *, is_guest: bool, lower: datetime | None, upper: datetime, size: int
+    store: SQLStore,
+    stage: Stage,
+    *,
+    is_guest: bool,
+    lower: datetime | None,
+    upper: datetime,
+    size: int,
 ) -> Iterator[list[Any]]:
-    """Rows of one kind last changed in [lower, upper), oldest first, `size` at a time."""
+    """Rows of one kind last changed in [lower, upper) and not claimed for `stage` at their
+    version, oldest first, `size` at a time (the claims left out by an anti-join)."""
     c = store.table.c
+    a = store.abandoned_table.c
+    claimed = sa.exists().where(
+        a.cart_id == c.id,
+        a.stage == sa.literal(stage.seconds, sa.Integer()),
+        a.version == c.version,
+        a.created_at == c.created_at,
+    )
     base = sa.select(store.table).where(
-        c.is_guest == sa.literal(is_guest, sa.Boolean()), c.updated_at < upper
+        c.is_guest == sa.literal(is_guest, sa.Boolean()), c.updated_at < upper, ~claimed
     )
     if lower is not None:
         base = base.where(c.updated_at >= lower)
@@ -154,7 +177,7 @@ def _walk(
 def _unclaimed(
     store: SQLStore, rows: list[Any], stage: Stage, now: datetime
 ) -> list[tuple[AbandonedCart, Any]]:
-    """The batch's live carts with lines not yet claimed for `stage` at their version."""
+    """The batch's live carts with lines (decoded with the store's decoder)."""
     found: list[tuple[AbandonedCart, Any]] = []
     for row in rows:
         state: CartState = store._decode(row, now)
@@ -162,18 +185,7 @@ def _unclaimed(
             continue
         key = CartKey(row.identifier, row.instance)
         found.append((AbandonedCart(key, state, stage, report_id(key, state, stage)), row))
-    if not found:
-        return found
-    claims = store.abandoned_table
-    with store._errors(), store.engine.connect() as conn:
-        taken = set(
-            conn.execute(
-                sa.select(claims.c.report_id).where(
-                    claims.c.report_id.in_([r.report_id for r, _ in found])
-                )
-            ).scalars()
-        )
-    return [(r, row) for r, row in found if r.report_id not in taken]
+    return found
 
 
 def _claim(
@@ -186,28 +198,56 @@ def _claim(
     """Record the claims of `due` while each cart has the version read; the ones won."""
     c = store.table.c
     claims = store.abandoned_table
-    select = sa.select(
-        sa.bindparam("rid", type_=KeyString(64)),
-        c.id,
-        sa.literal(stage.seconds, sa.Integer()),
-        c.version,
-        sa.literal(now, UTCDateTime()),
-        sa.literal(run, KeyString(32)),
-    ).where(c.id == sa.bindparam("cid"), c.version == sa.bindparam("ver"))
-    params = [
-        {"rid": r.report_id, "cid": row.id, "ver": r.state.version} for r, row in due
-    ]
+
+    def insert_all(conn: Connection) -> None:
+        if conn.dialect.name == "postgresql":  # one statement: a join to the batch's arrays
+            q = conn.dialect.identifier_preparer.quote
+            stmt = sa.text(
+                f"INSERT INTO {q(claims.name)} (report_id, cart_id, stage, version, "
+                "created_at, claimed_at, run) "
+                "SELECT v.rid, c.id, :stage, c.version, c.created_at, :now, :run "
+                f"FROM {q(store.table.name)} AS c JOIN unnest(CAST(:ids AS bigint[]), "
+                "CAST(:versions AS bigint[]), CAST(:rids AS text[])) AS v(id, version, rid) "
+                "ON c.id = v.id AND c.version = v.version ON CONFLICT DO NOTHING"
+            ).bindparams(sa.bindparam("now", type_=UTCDateTime()))
+            conn.execute(
+                stmt,
+                {
+                    "stage": stage.seconds,
+                    "now": now,
+                    "run": run,
+                    "ids": [row.id for _, row in due],
+                    "versions": [r.state.version for r, _ in due],
+                    "rids": [r.report_id for r, _ in due],
+                },
+            )
+            return
+        select = sa.select(
+            sa.bindparam("rid", type_=KeyString(64)),
+            c.id,
+            sa.literal(stage.seconds, sa.Integer()),
+            c.version,
+            c.created_at,
+            sa.literal(now, UTCDateTime()),
+            sa.literal(run, KeyString(32)),
+        ).where(c.id == sa.bindparam("cid"), c.version == sa.bindparam("ver"))
+        params = [{"rid": r.report_id, "cid": row.id, "ver": r.state.version} for r, row in due]
+        conn.execute(_insert_ignore(conn, claims, select), params)
 
     def work(conn: Connection) -> set[str]:
-        conn.execute(_insert_ignore(conn, claims, select), params)
-        return set(
-            conn.execute(
-                sa.select(claims.c.report_id).where(
-                    claims.c.run == run,
-                    claims.c.report_id.in_([p["rid"] for p in params]),
-                )
-            ).scalars()
-        )
+        insert_all(conn)
+        won: set[str] = set()
+        for start in range(0, len(due), CHUNK):
+            chunk = due[start : start + CHUNK]
+            won.update(
+                conn.execute(
+                    sa.select(claims.c.report_id).where(
+                        claims.c.run == run,
+                        claims.c.report_id.in_([r.report_id for r, _ in chunk]),
+                    )
+                ).scalars()
+            )
+        return won
 
     won = sql_calls.run(store.engine, max(store.timeout, CLAIM_TIMEOUT), work)
     return [r for r, _ in due if r.report_id in won]
@@ -225,7 +265,11 @@ def delete_stale_claims(store: SQLStore, *, batch_size: int = 1000) -> int:
         .select_from(
             claims.outerjoin(
                 carts,
-                sa.and_(carts.c.id == claims.c.cart_id, carts.c.version == claims.c.version),
+                sa.and_(
+                    carts.c.id == claims.c.cart_id,
+                    carts.c.version == claims.c.version,
+                    carts.c.created_at == claims.c.created_at,
+                ),
             )
         )
         .where(carts.c.id.is_(None))
