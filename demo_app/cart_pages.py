@@ -28,7 +28,7 @@ from werkzeug.wrappers import Response
 from flask_cart import current_cart
 from flask_cart.errors import CartChanged, CartError
 
-from . import cartview, hooks, status
+from . import abandoned, cartview, hooks, status
 from .forms import CheckoutForm
 from .models import Order, OrderLine, Product, db
 
@@ -40,6 +40,7 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/basket", "cart", cart_page)
     bp.add_url_rule("/checkout", "checkout", checkout, methods=["GET", "POST"])
     bp.add_url_rule("/status", "status", status_page)
+    abandoned.register(bp)
 
 
 def see_other(endpoint: str, **values: Any) -> Response:
