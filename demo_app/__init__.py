@@ -73,6 +73,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from . import views
 
     views.init_app(app)
+    from . import abandoned
+
+    abandoned.connect(app)
 
     if app.config["DEMO_INIT_DB"]:
         with app.app_context():

@@ -26,7 +26,7 @@ from werkzeug.wrappers import Response
 
 from flask_cart import CartChanged, CartError, current_cart
 
-from . import cartview, hooks, status
+from . import abandoned, cartview, hooks, status
 from .forms import CheckoutForm
 from .models import Order, OrderLine, Product, db
 
@@ -38,6 +38,7 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/basket", "cart", cart_page)
     bp.add_url_rule("/checkout", "checkout", checkout, methods=["GET", "POST"])
     bp.add_url_rule("/status", "status", status_page)
+    abandoned.register(bp)
 
 
 def see_other(endpoint: str, **values: Any) -> Response:

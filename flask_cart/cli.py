@@ -3,12 +3,15 @@
 ``flask cart cleanup`` deletes carts unchanged for longer than their retention (guest
 and customer carts separately), reports statistics with ``--stats``, and counts what it
 would delete with ``--dry-run``. See the README section "Cleaning up expired carts".
+``flask cart abandoned`` reports carts left unchanged past a stage (see abandoned.py and
+the README section "Abandoned carts").
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +20,17 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from .abandoned import DEFAULT_BATCH_SIZE as DEFAULT_ABANDONED_BATCH
+from .abandoned import (
+    AbandonedCart,
+    AbandonedResult,
+    Stage,
+    parse_stage,
+    parse_stages,
+    report_json,
+    run_abandoned,
+)
+from .cart import snapshot
 from .cleanup import (
     DEFAULT_BATCH_SIZE,
     Progress,
@@ -28,7 +42,8 @@ from .cleanup import (
     summary_line,
     utc_iso,
 )
-from .errors import CartError, StoreUnavailable
+from .errors import CartError, InvalidInput, InvalidInstance, StoreUnavailable
+from .signals import cart_abandoned
 
 cart_cli = AppGroup("cart", help="Manage the carts flask-cart stores.")
 
@@ -197,3 +212,142 @@ def cleanup(
         click.echo(json.dumps({**head, **result.as_dict()}))
     else:
         click.echo(summary_line(result, retention))
+
+
+#: A well-formed guest id, to check before a run that recovery links can be made.
+PROBE_GUEST_ID = "00000000-0000-4000-8000-000000000000"
+
+
+class _StageType(click.ParamType):
+    """A duration such as 30s, 15m, 1h, 2d."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Stage:
+        if isinstance(value, Stage):
+            return value
+        try:
+            return parse_stage(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@cart_cli.command("abandoned")
+@click.option(
+    "--stage",
+    "stages",
+    type=_StageType(),
+    multiple=True,
+    help="A stage of idleness (30s, 15m, 1h, 2d); repeat for several "
+    "[default: CART_ABANDONED_STAGES, 1h 24h 72h].",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="List what would be reported; record and send nothing."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per report.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N reports.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_ABANDONED_BATCH,
+    show_default=True,
+    help="Carts claimed per batch (a run killed half-way leaves at most one batch unsent).",
+)
+def abandoned(
+    stages: tuple[Stage, ...], dry_run: bool, as_json: bool, limit: int | None, batch_size: int
+) -> None:
+    """Report carts left unchanged past a stage: the cart_abandoned signal, once per stage.
+
+    A cart past several stages is reported for the latest one only. Each report is
+    claimed in the store before it is sent, so runs at once or again report it once.
+    """
+    try:
+        chosen = parse_stages(
+            [s.label for s in stages]
+            if stages
+            else current_app.config.get("CART_ABANDONED_STAGES", ("1h", "24h", "72h"))
+        )
+    except (TypeError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from exc
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    has_host = bool(current_app.config.get("SERVER_NAME"))
+    if not has_host:
+        message = (
+            "SERVER_NAME is not set: recovery links need the shop's host outside a request "
+            "(e.g. SERVER_NAME = 'shop.example.com', PREFERRED_URL_SCHEME = 'https')"
+        )
+        if not dry_run:
+            raise click.ClickException(message + "; nothing was reported")
+        click.echo(f"Warning: {message}; recovery_url is null in this dry run", err=True)
+
+    unlinkable = 0
+
+    def url_of(report: AbandonedCart) -> str | None:
+        """The cart's recovery link; None for a cart no link can name (an identifier that
+        is neither a guest id nor ``customer:<id>``, an instance the app does not have)."""
+        nonlocal unlinkable
+        if not has_host:
+            return None
+        try:
+            return str(state.recovery_url(report.key.identifier, instance=report.key.instance))
+        except (InvalidInput, InvalidInstance):
+            unlinkable += 1
+            return None
+
+    result = AbandonedResult(
+        by_stage={s.label: 0 for s in chosen[::-1]}, dry_run=dry_run
+    )
+    started = time.monotonic()
+    try:
+        store = _store()
+        state = current_app.extensions["cart"]
+        if has_host:  # a link that cannot be made fails here, before anything is claimed
+            try:
+                state.recovery_url(PROBE_GUEST_ID)
+            except RuntimeError as exc:
+                raise click.ClickException(
+                    f"recovery links cannot be made: {_one_line(str(exc))}; nothing was reported"
+                ) from exc
+        for batch in run_abandoned(
+            store, stages=chosen, dry_run=dry_run, limit=limit, batch_size=batch_size
+        ):
+            lines = []
+            for report in batch:
+                url = url_of(report)
+                snap = snapshot(report.key, report.state)
+                if not dry_run:
+                    cart_abandoned.send(
+                        app,
+                        identifier=report.key.identifier,
+                        instance=report.key.instance,
+                        customer_id=report.state.customer_id,
+                        stage=report.stage.label,
+                        snapshot=snap,
+                        recovery_url=url,
+                        report_id=report.report_id,
+                    )
+                result.by_stage[report.stage.label] += 1
+                if as_json:
+                    lines.append(json.dumps(report_json(report, url)) + "\n")
+            if lines:
+                sys.stdout.write("".join(lines))
+                sys.stdout.flush()
+    except CartError as exc:
+        raise click.ClickException(_one_line(exc.message)) from exc
+    except Exception as exc:
+        if not _is_connection_error(exc):
+            raise
+        raise click.ClickException(
+            _one_line(f"the cart store cannot be reached: {exc}")
+        ) from exc
+    result.seconds = time.monotonic() - started
+    if unlinkable:
+        noun = "cart has" if unlinkable == 1 else "carts have"
+        click.echo(
+            f"Warning: {unlinkable} {noun} no recovery link (recovery_url null): its "
+            "identifier is neither a guest id nor 'customer:<user id>', or its instance "
+            "is not in CART_INSTANCES",
+            err=True,
+        )
+    if not as_json:
+        click.echo(result.summary())

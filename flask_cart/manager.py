@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -18,9 +19,10 @@ from flask import Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from werkzeug.local import LocalProxy
 
+from .abandoned import Stage, parse_stages
 from .catalog import ProductLoader
 from .context import finish_request, prepare_request, request_carts
-from .errors import StoreUnavailable
+from .errors import CartError, StoreUnavailable
 from .lines import Limits, check_strategy
 from .request_cart import RequestCart
 from .stores.base import CartStore
@@ -46,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "CART_STORE_TIMEOUT": 2,  # seconds; bounds every store call (connect, statement, lock)
     "CART_RESTORE": "lazy",  # "lazy": on first use of the cart; "eager": before the view
     "CART_LINK_REDIRECT": "/",  # where a followed cart link lands without a same-site `next`
+    "CART_ABANDONED_STAGES": ("1h", "24h", "72h"),  # default stages of flask cart abandoned
     # Additions to the contract's keys:
     "CART_REDIS_TIMEOUT": None,  # deprecated alias of CART_STORE_TIMEOUT for CART_REDIS_URL
     "CART_KEY_PREFIX": "flask_cart:",  # Redis key prefix
@@ -59,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "CART_HANDLE_STORE_ERRORS": False,
 }
 
+DEFAULT_RECOVERY_MAX_AGE = 7 * 86400  # seconds
 RESTORE_MODES = ("lazy", "eager")
 
 
@@ -82,6 +86,7 @@ class Settings:
     store_timeout: float = 2.0
     restore: str = "lazy"
     link_redirect: str = "/"
+    abandoned_stages: tuple[Stage, ...] = ()
 
     @classmethod
     def from_config(cls, config: Any) -> Settings:
@@ -96,7 +101,15 @@ class Settings:
         for key, value in days.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"{key} must be a positive number of days")
+        stages = config["CART_ABANDONED_STAGES"]
+        try:
+            if isinstance(stages, str):
+                raise ValueError("a sequence of durations is needed, not one string")
+            abandoned_stages = parse_stages(stages)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"CART_ABANDONED_STAGES: {exc}") from None
         return cls(
+            abandoned_stages=abandoned_stages,
             cookie_name=str(config["CART_COOKIE_NAME"]),
             cookie_secure=config["CART_COOKIE_SECURE"],
             cookie_samesite=config["CART_COOKIE_SAMESITE"],
@@ -199,7 +212,10 @@ class CartManager:
         if app.config["CART_HANDLE_STORE_ERRORS"]:
             app.register_error_handler(StoreUnavailable, store_unavailable_response)
         if app.config["CART_BLUEPRINT"]:
-            from . import links  # noqa: F401 - adds the cart-link routes to the blueprint
+            from . import (
+                links,  # noqa: F401 - adds the cart-link routes to the blueprint
+                recovery,  # noqa: F401 - adds /recover/<token> to the blueprint
+            )
             from .views import blueprint, unmatched_route
 
             app.before_request(unmatched_route)  # before the blueprint's own hooks
@@ -282,6 +298,38 @@ class CartManager:
         """After registration: make the browser's guest carts `user`'s carts (re-keyed, not
         copied) and clear the guest cookie. Call it before or after ``login_user(user)``."""
         request_carts().link_guest_carts(user)
+
+    def abandoned_reports(
+        self, stages: Sequence[str] | None = None, *, limit: int | None = 200
+    ) -> list[dict[str, Any]]:
+        """What ``flask cart abandoned --dry-run`` would report now, as its ``--json`` objects
+        (`stages` default to CART_ABANDONED_STAGES; nothing is claimed, no signal is sent;
+        ``recovery_url`` is None where no link can be made)."""
+        from .abandoned import parse_stages, report_json, run_abandoned
+
+        chosen = parse_stages(stages) if stages is not None else self.settings().abandoned_stages
+        reports = []
+        for batch in run_abandoned(self.get_store(), stages=chosen, dry_run=True, limit=limit):
+            for report in batch:
+                try:
+                    url: str | None = self.recovery_url(report.key.identifier, report.key.instance)
+                except (CartError, RuntimeError):
+                    url = None
+                reports.append(report_json(report, url))
+        return reports
+
+    def recovery_url(
+        self,
+        identifier: str,
+        instance: str = "cart",
+        max_age: float | timedelta | None = DEFAULT_RECOVERY_MAX_AGE,
+    ) -> str:
+        """A signed absolute URL to ``GET /cart/recover/<token>`` that gives the stored cart
+        `identifier` (a guest id or ``customer:<user id>``) to the browser that opens it.
+        Outside a request (the CLI) SERVER_NAME names the host; without it, RuntimeError."""
+        from .recovery import recovery_url
+
+        return recovery_url(self, identifier, instance, max_age)
 
 
 def _current_cart() -> RequestCart:

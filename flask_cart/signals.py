@@ -18,7 +18,10 @@ Keyword arguments:
   ``message``), ``replace`` and ``signed`` (bools). Not sent again when a signed link
   already applied to this cart is followed again.
 - ``cart_abandoned``: ``identifier``, ``instance``, ``customer_id`` (None for guests),
-  ``stage``, ``snapshot``, ``recovery_url``; sent by ``flask cart abandoned``.
+  ``stage`` (its label, e.g. ``"24h"``), ``snapshot`` (as ``checkout()`` returns it),
+  ``recovery_url`` (None for a cart no link can name), ``report_id`` (stable for that
+  cart, stage and version: receivers can de-duplicate on it); sent by
+  ``flask cart abandoned``, once per cart and stage until the cart changes.
 - ``cart_recovered``: ``cart`` (the browser's cart now), ``identifier`` (the recovered
   cart's), ``instance``.
 """

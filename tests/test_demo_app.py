@@ -591,3 +591,36 @@ def test_the_order_and_the_carts_removal_roll_back_together(shop_app, browser):
     # And the same review goes through once the failure is gone.
     assert browser.place_order(browser.review()).status_code == 303
     assert browser.lines() == {}
+
+
+def test_abandoned_qa_page_lists_a_due_cart_and_the_receiver_logs_the_email(
+    shop_app: Any, browser: Browser, caplog: Any
+) -> None:
+    """A customer cart aged past 1 h shows on the QA page (a dry run: nothing recorded);
+    the real run's cart_abandoned reaches the demo's receiver, which logs the e-mail."""
+    import logging
+    from datetime import timedelta
+
+    from tests.test_cleanup import age_cart
+
+    browser.log_in()
+    browser.add("enamel-mug", 2)
+    carts = shop_app.extensions["cart"]
+    with shop_app.app_context():
+        store = carts.get_store()
+        user = db.session.execute(db.select(User).filter_by(email=DEMO_USERS[0][0])).scalar_one()
+        from flask_cart.stores.base import CartKey
+
+        age_cart(store, CartKey(f"customer:{user.id}"), timedelta(hours=2))
+    html = browser.page("/status/abandoned")
+    assert f"customer:{user.id}" in html and ">1h<" in html and "/cart/recover/" in html
+    assert "QA: abandoned carts" in browser.page("/status")
+    shop_app.config["SERVER_NAME"] = "localhost"
+    with caplog.at_level(logging.INFO, logger="demo_app.abandoned"):
+        result = shop_app.test_cli_runner().invoke(args=["cart", "abandoned"])
+    assert result.exit_code == 0, result.output
+    assert "reported 1 cart" in result.output
+    assert DEMO_USERS[0][0] in caplog.text and "/cart/recover/" in caplog.text
+    assert f"customer:{user.id}" not in browser.page("/status/abandoned")  # reported for 1h
+    again = shop_app.test_cli_runner().invoke(args=["cart", "abandoned"])
+    assert "reported 0 carts" in again.output

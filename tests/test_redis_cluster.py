@@ -189,6 +189,39 @@ def test_cleanup_on_a_cluster_deletes_only_what_is_due(cluster_store, cluster):
     assert survivors == {"guest-new", "cust-mid"}
 
 
+def test_abandoned_on_a_cluster_claims_each_report_once(cluster_store, cluster):
+    from datetime import datetime, timedelta, timezone
+
+    from flask_cart.abandoned import parse_stages, run_abandoned
+
+    now = datetime.now(timezone.utc)
+    stages = parse_stages(["1h", "24h"])
+    hours = {"g-fresh": 0.5, "g-2h": 2, "g-30h": 30, "c-3h": 3, "c-5h": 5, "g-empty": 2}
+    for identifier, age in hours.items():
+        cart = Cart(identifier, cluster_store)
+        cart.add("a", 1)
+        if identifier == "g-empty":
+            cart.clear()
+        when = now - timedelta(hours=age)
+        cluster.hset(cluster_store.key(cart.key), "_u", int(when.timestamp() * 1000))
+
+    def run(**options):
+        found = run_abandoned(cluster_store, stages=stages, now=now, batch_size=2, **options)
+        return sorted((r.key.identifier, r.stage.label) for b in found for r in b)
+
+    due = [("c-3h", "1h"), ("c-5h", "1h"), ("g-2h", "1h"), ("g-30h", "24h")]
+    assert run(dry_run=True) == due
+    limited = run(limit=3)
+    assert len(limited) == 3
+    assert run() == sorted(set(due) - set(limited))
+    assert run() == []
+    changed = Cart("g-2h", cluster_store)
+    changed.add("b", 1)  # a change resets its stages
+    when = now - timedelta(hours=2)
+    cluster.hset(cluster_store.key(changed.key), "_u", int(when.timestamp() * 1000))
+    assert run() == [("g-2h", "1h")]
+
+
 #: redis-py 5's RedisCluster retries cluster errors itself besides `retry` (6 folds it in).
 OWN_CLUSTER_RETRIES_OFF = (
     {"cluster_error_retry_attempts": 0} if int(redis.__version__.split(".")[0]) < 6 else {}

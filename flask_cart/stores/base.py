@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..lines import CartState, Limits, Line, MergeOutcome, Owner
@@ -184,6 +185,75 @@ class CartStore(ABC):
         two runs at once must delete each cart once. `dry_run` counts and deletes nothing.
         """
         raise NotImplementedError(f"{type(self).__name__} does not support cleanup")
+
+    def claim_abandoned(
+        self,
+        *,
+        stages: Sequence[Stage],
+        now: datetime,
+        limit: int | None,
+        batch_size: int,
+        dry_run: bool = False,
+        on_batch: BatchHook | None = None,
+    ) -> Iterator[list[AbandonedCart]]:
+        """Claim the carts due for a stage (see flask_cart.abandoned), batch by batch.
+
+        A cart with lines, not sealed, last changed before a stage's cut-off and not
+        claimed for the latest stage it passed at its current uid and version is claimed
+        for it, atomically and only while it is still the cart that was read; each batch
+        (at most `batch_size`, at most `limit` in all) is yielded after its claims are
+        recorded. `dry_run` claims nothing and yields what would be claimed.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support abandoned carts")
+
+
+#: Called with the keys of a batch between reading it and claiming it (tests change a
+#: cart there).
+BatchHook = Callable[[list[CartKey]], None]
+
+
+@dataclass(frozen=True, order=True)
+class Stage:
+    """A stage of idleness: its label as written (``"24h"``) and its length in seconds."""
+
+    label: str = field(compare=False)
+    seconds: int
+
+    def cutoff(self, now: datetime) -> datetime:
+        """A cart last changed strictly before this is past the stage."""
+        return now - timedelta(seconds=self.seconds)
+
+
+Window = tuple[Stage, "datetime | None", datetime]
+
+
+def windows(stages: Sequence[Stage], now: datetime) -> list[Window]:
+    """(stage, lower bound or None, upper bound) per stage, latest stage first: a cart whose
+    last change is in ``[lower, upper)`` has that stage as the latest it passed."""
+    ordered = sorted(stages)
+    out: list[Window] = []
+    for i, stage in enumerate(ordered):
+        lower = ordered[i + 1].cutoff(now) if i + 1 < len(ordered) else None
+        out.append((stage, lower, stage.cutoff(now)))
+    return out[::-1]
+
+
+def report_id(key: CartKey, state: CartState, stage: Stage) -> str:
+    """The stable id of one report: the same cart, version and stage give the same id."""
+    text = "\0".join(
+        (key.identifier, key.instance, str(stage.seconds), state.uid, str(state.version))
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class AbandonedCart:
+    """One report: the cart as read when it was claimed, and the stage it is reported for."""
+
+    key: CartKey
+    state: CartState
+    stage: Stage
+    report_id: str
 
 
 def utc_iso(value: datetime | None) -> str | None:

@@ -39,6 +39,7 @@ from ..lines import (
 from .base import (
     MAX_MERGE_MARKERS,
     MAX_REMEMBERED_OPS,
+    AbandonedCart,
     CartKey,
     CartStats,
     CartStore,
@@ -413,6 +414,12 @@ class RedisStore(CartStore):
         from . import redis_cleanup
 
         return redis_cleanup.delete_expired(self, **options)
+
+    def claim_abandoned(self, **options: Any) -> Iterator[list[AbandonedCart]]:
+        """See CartStore.claim_abandoned; the work is in stores/redis_abandoned.py."""
+        from . import redis_abandoned
+
+        return redis_abandoned.claim_abandoned(self, **options)
 
     def close(self) -> None:
         if self._owns_client:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -58,11 +58,13 @@ from . import sql_dialects as dialects
 from .base import (
     MAX_MERGE_MARKERS,
     MAX_REMEMBERED_OPS,
+    AbandonedCart,
     CartKey,
     CartStats,
     CartStore,
     CleanupResult,
 )
+from .sql_abandoned import abandoned_table
 from .sql_dialects import KeyString, UTCDateTime
 
 if TYPE_CHECKING:
@@ -152,6 +154,8 @@ class SQLStore(CartStore):
             table if table is not None else cart_table(sa.MetaData(), table_name)
         )
         self.clock = clock or (lambda: datetime.now(timezone.utc))
+        #: Claims of `flask cart abandoned` (stores/sql_abandoned.py), on the same metadata.
+        self.abandoned_table = abandoned_table(self.table.metadata, self.table.name)
 
     @staticmethod
     def create_engine(url: str | sa.URL, *, timeout: float = DEFAULT_TIMEOUT) -> Engine:
@@ -185,9 +189,10 @@ class SQLStore(CartStore):
         return self._engine()
 
     def create_all(self) -> None:
-        """Create the table and its indexes where missing."""
+        """Create the tables (carts, abandoned-cart claims) and their indexes where missing."""
         with self._errors():
             self.table.create(self.engine, checkfirst=True)
+            self.abandoned_table.create(self.engine, checkfirst=True)
 
     @staticmethod
     def _errors() -> AbstractContextManager[None]:
@@ -517,6 +522,15 @@ class SQLStore(CartStore):
 
     def delete_expired(self, **options: Any) -> CleanupResult:
         """See CartStore.delete_expired; the work is in stores/sql_cleanup.py."""
-        from . import sql_cleanup
+        from . import sql_abandoned, sql_cleanup
 
-        return sql_cleanup.delete_expired(self, **options)
+        result = sql_cleanup.delete_expired(self, **options)
+        if not options.get("dry_run"):
+            sql_abandoned.delete_stale_claims(self, batch_size=options["batch_size"])
+        return result
+
+    def claim_abandoned(self, **options: Any) -> Iterator[list[AbandonedCart]]:
+        """See CartStore.claim_abandoned; the work is in stores/sql_abandoned.py."""
+        from . import sql_abandoned
+
+        return sql_abandoned.claim_abandoned(self, **options)

@@ -1,0 +1,162 @@
+"""Abandoned carts on the Redis store: the claim is a field of the cart's own hash.
+
+A claim is the field ``a:<stage seconds>`` holding the version it was made at. The change
+scripts never touch it; every change raises ``_v``, so an older claim no longer matches
+and the stage is due again. The field lives and dies with the cart: the same TTL, gone
+with a checkout, a deletion or a cleanup (a cart made again at the same key has no
+claims). Cleanup and the decoder ignore it.
+
+The keys under the prefix are walked with ``SCAN`` (never ``KEYS``), `batch_size` at a
+time; each batch goes to one Lua script (one per cart in a pipeline on Redis Cluster)
+that, for each cart, reads its last change, version and seal, picks the latest stage it
+passed, and, when that stage is not claimed at this version and the cart has lines,
+records the claim and answers the cart (the store's packed form, decoded with
+redis.decode_hash). Reading and claiming are one atomic step, so a cart changed meanwhile
+is either read and claimed before the change or read after it; two runs at once claim
+each report once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from .base import AbandonedCart, BatchHook, CartKey, Stage, report_id
+from .redis_cleanup import glob_escape, is_cluster
+
+if TYPE_CHECKING:
+    from .redis import RedisStore
+
+#: KEYS: carts. ARGV: mode ("claim" or "peek"), the most carts to answer, then per stage,
+#: latest first: its cut-off (ms since epoch; a cart last changed before it passed the
+#: stage) and its seconds. Answers a flat list {key, stage seconds, packed cart, ...}.
+CLAIM_SCRIPT = """
+local claim = ARGV[1] == 'claim'
+local most = tonumber(ARGV[2])
+local out = {}
+local n = 0
+for _, key in ipairs(KEYS) do
+  if n >= most then break end
+  local f = redis.pcall('HMGET', key, '_u', '_v', '_s')
+  if type(f) == 'table' and not f.err then
+    local u, v = tonumber(f[1]), f[2]
+    if u and v and f[3] ~= '1' then
+      local stage = nil
+      for j = 3, #ARGV, 2 do
+        if u < tonumber(ARGV[j]) then stage = ARGV[j + 1] break end
+      end
+      if stage and redis.call('HGET', key, 'a:' .. stage) ~= v then
+        local flat = redis.call('HGETALL', key)
+        local parts, lines = {}, false
+        for j = 1, #flat, 2 do
+          if flat[j] ~= '_o' then
+            parts[#parts + 1] = flat[j]
+            parts[#parts + 1] = flat[j + 1]
+            if string.sub(flat[j], 1, 2) == 'l:' then lines = true end
+          end
+        end
+        if lines then
+          if claim then redis.call('HSET', key, 'a:' .. stage, v) end
+          out[#out + 1] = key
+          out[#out + 1] = stage
+          out[#out + 1] = table.concat(parts, '\\0')
+          n = n + 1
+        end
+      end
+    end
+  end
+end
+return out
+"""
+
+
+def _ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def key_of(store: RedisStore, raw: Any) -> CartKey:
+    """The CartKey a cart's Redis key names (the inverse of RedisStore.key)."""
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    body = text[len(store.prefix) :]
+    identifier, _, instance = body[1:].partition("}:")
+    return CartKey(unquote(identifier), unquote(instance))
+
+
+def claim_abandoned(
+    store: RedisStore,
+    *,
+    stages: Sequence[Stage],
+    now: datetime,
+    limit: int | None,
+    batch_size: int,
+    dry_run: bool = False,
+    on_batch: BatchHook | None = None,
+) -> Iterator[list[AbandonedCart]]:
+    """See CartStore.claim_abandoned."""
+    from .redis import decode_hash
+
+    by_seconds = {s.seconds: s for s in stages}
+    cutoffs = [x for s in sorted(stages, reverse=True) for x in (_ms(s.cutoff(now)), s.seconds)]
+    mode = "peek" if dry_run else "claim"
+    client = store.client
+    per_key = is_cluster(client)
+    sha = ""
+    left = limit
+
+    def call(keys: Sequence[Any], most: int) -> list[Any]:
+        nonlocal sha
+        from redis.exceptions import NoScriptError
+
+        args = [mode, most, *cutoffs]
+        if per_key:  # EVAL per key: a cluster pipeline refuses EVALSHA
+            with client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.execute_command("EVAL", CLAIM_SCRIPT, 1, key, *args)
+                return [item for answer in pipe.execute() for item in answer]
+        if not sha:
+            sha = client.script_load(CLAIM_SCRIPT)
+        try:
+            return list(client.evalsha(sha, len(keys), *keys, *args))
+        except NoScriptError:
+            sha = client.script_load(CLAIM_SCRIPT)
+            return list(client.evalsha(sha, len(keys), *keys, *args))
+
+    def batches() -> Iterator[list[Any]]:
+        batch: list[Any] = []
+        pattern = glob_escape(store.prefix) + "*"
+        for key in client.scan_iter(match=pattern, count=batch_size, _type="hash"):
+            batch.append(key)
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    with store._guard():
+        for keys in batches():
+            if on_batch is not None:
+                on_batch([key_of(store, k) for k in keys])
+            most = batch_size if left is None else left
+            answer: list[Any] = []
+            if per_key and left is not None:  # each EVAL claims at most one: `room` keys
+                i = 0
+                while i < len(keys) and len(answer) // 3 < most:
+                    room = most - len(answer) // 3
+                    answer += call(keys[i : i + room], room)
+                    i += room
+            else:
+                answer = call(keys, most)
+            found = []
+            for i in range(0, len(answer), 3):
+                key = key_of(store, answer[i])
+                stage = by_seconds[int(answer[i + 1])]
+                state = decode_hash(answer[i + 2])
+                found.append(AbandonedCart(key, state, stage, report_id(key, state, stage)))
+            if left is not None:
+                left -= len(found)
+            if found:
+                yield found
+            if left is not None and left <= 0:
+                return

@@ -1,0 +1,285 @@
+"""Abandoned carts on the SQL store: claims in a table of their own, batches on the index.
+
+The claims table ``<carts table>_abandoned`` holds one row per report: ``report_id``
+(primary key: identifier, instance, stage, uid and version hashed, see
+flask_cart.abandoned.report_id), the cart's row id, the stage in seconds, the cart's
+version, when and by which run it was claimed. The carts table and its change statements
+are untouched: a change gives the cart a new version, and a claim of an older version
+names another report, so every stage is due again. ``create_all`` / ``db.create_all()``
+create the table where missing, and so does the first run on an existing deployment.
+``flask cart cleanup`` deletes claims whose cart is gone or has changed since.
+
+A run walks, per stage (latest first) and per kind (guest, customer), the carts whose last
+change lies in that stage's window, through the index ``(is_guest, updated_at)`` with
+keyset pagination on ``(updated_at, id)``, `batch_size` rows at a time. Per batch:
+
+1. one SELECT of the batch's rows not claimed for the stage at their version (an
+   anti-join on the claims' index ``(cart_id, stage, version)``, the cart's created_at
+   telling a cart made again at a reused row id from the old one), decoded with the
+   store's own decoder (expired, sealed and empty carts are left out);
+2. in one transaction, ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` (``INSERT
+   IGNORE`` on MariaDB and MySQL) selecting the cart rows only while they have the
+   versions read in step 1, tagged with this run's token (on PostgreSQL one statement
+   joining the batch as arrays; elsewhere one per cart, sent as an executemany), then
+   SELECTs of the claims carrying the token: those, and only those, are this run's
+   reports. Two runs at once race on the primary key and one wins each report.
+
+Memory holds one batch, whatever the table size.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..lines import CartState
+from . import sql_calls
+from .base import AbandonedCart, BatchHook, CartKey, Stage, report_id, windows
+from .sql_dialects import KeyString, UTCDateTime
+
+if TYPE_CHECKING:
+    from .sql import SQLStore
+
+#: The claim transaction of one batch may take longer than one change (CART_STORE_TIMEOUT).
+CLAIM_TIMEOUT = 30.0
+#: Report ids per SELECT of the claims won (SQLite before 3.32 allows 999 parameters).
+CHUNK = 500
+
+
+def abandoned_table(metadata: sa.MetaData, carts_table: str) -> sa.Table:
+    """The claims table of the carts table `carts_table` on `metadata` (reused if defined)."""
+    name = f"{carts_table}_abandoned"
+    if name in metadata.tables:
+        return metadata.tables[name]
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("report_id", KeyString(64), primary_key=True),
+        sa.Column("cart_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+        sa.Column("stage", sa.Integer, nullable=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("claimed_at", UTCDateTime, nullable=False),
+        sa.Column("run", KeyString(32), nullable=False),
+        sa.Index(f"ix_{name}_cart", "cart_id", "stage", "version"),
+    )
+
+
+def _insert_ignore(conn: Connection, claims: sa.Table, select: sa.Select[Any]) -> Any:
+    """INSERT ... SELECT that skips a report already claimed, in the connection's dialect."""
+    columns = ["report_id", "cart_id", "stage", "version", "created_at", "claimed_at", "run"]
+    name = conn.dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(claims).from_select(columns, select).on_conflict_do_nothing()
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(claims).from_select(columns, select).on_conflict_do_nothing()
+    if name in ("mysql", "mariadb"):
+        return claims.insert().from_select(columns, select).prefix_with("IGNORE")
+    raise NotImplementedError(f"abandoned carts are not supported on {name}")
+
+
+def _ensure_table(store: SQLStore) -> None:
+    if not getattr(store, "_abandoned_ready", False):
+        with store._errors():
+            store.abandoned_table.create(store.engine, checkfirst=True)
+        store._abandoned_ready = True  # type: ignore[attr-defined]
+
+
+def claim_abandoned(
+    store: SQLStore,
+    *,
+    stages: Sequence[Stage],
+    now: datetime,
+    limit: int | None,
+    batch_size: int,
+    dry_run: bool = False,
+    on_batch: BatchHook | None = None,
+) -> Iterator[list[AbandonedCart]]:
+    """See CartStore.claim_abandoned."""
+    _ensure_table(store)
+    run = uuid.uuid4().hex
+    left = limit
+    for stage, lower, upper in windows(stages, now):
+        for is_guest in (True, False):
+            walk = _walk(
+                store, stage, is_guest=is_guest, lower=lower, upper=upper, size=batch_size
+            )
+            for batch in walk:
+                due = _unclaimed(store, batch, stage, now)
+                if left is not None:
+                    due = due[:left]
+                if not due:
+                    continue
+                if on_batch is not None:
+                    on_batch([report.key for report, _ in due])
+                won = [r for r, _ in due] if dry_run else _claim(store, due, stage, now, run)
+                if left is not None:
+                    left -= len(won)
+                if won:
+                    yield won
+                if left is not None and left <= 0:
+                    return
+
+
+def _walk(
+    store: SQLStore,
+    stage: Stage,
+    *,
+    is_guest: bool,
+    lower: datetime | None,
+    upper: datetime,
+    size: int,
+) -> Iterator[list[Any]]:
+    """Rows of one kind last changed in [lower, upper) and not claimed for `stage` at their
+    version, oldest first, `size` at a time (the claims left out by an anti-join)."""
+    c = store.table.c
+    a = store.abandoned_table.c
+    claimed = sa.exists().where(
+        a.cart_id == c.id,
+        a.stage == sa.literal(stage.seconds, sa.Integer()),
+        a.version == c.version,
+        a.created_at == c.created_at,
+    )
+    base = sa.select(store.table).where(
+        c.is_guest == sa.literal(is_guest, sa.Boolean()), c.updated_at < upper, ~claimed
+    )
+    if lower is not None:
+        base = base.where(c.updated_at >= lower)
+    after: tuple[datetime, int] | None = None
+    while True:
+        stmt = base
+        if after is not None:
+            stmt = stmt.where(
+                c.updated_at >= after[0],
+                sa.or_(c.updated_at > after[0], c.id > after[1]),
+            )
+        stmt = stmt.order_by(c.updated_at, c.id).limit(size)
+        with store._errors(), store.engine.connect() as conn:
+            rows = list(conn.execute(stmt).all())
+        if not rows:
+            return
+        yield rows
+        if len(rows) < size:
+            return
+        after = (rows[-1].updated_at, rows[-1].id)
+
+
+def _unclaimed(
+    store: SQLStore, rows: list[Any], stage: Stage, now: datetime
+) -> list[tuple[AbandonedCart, Any]]:
+    """The batch's live carts with lines (decoded with the store's decoder)."""
+    found: list[tuple[AbandonedCart, Any]] = []
+    for row in rows:
+        state: CartState = store._decode(row, now)
+        if not state.exists or state.sealed or not state.lines:
+            continue
+        key = CartKey(row.identifier, row.instance)
+        found.append((AbandonedCart(key, state, stage, report_id(key, state, stage)), row))
+    return found
+
+
+def _claim(
+    store: SQLStore,
+    due: list[tuple[AbandonedCart, Any]],
+    stage: Stage,
+    now: datetime,
+    run: str,
+) -> list[AbandonedCart]:
+    """Record the claims of `due` while each cart has the version read; the ones won."""
+    c = store.table.c
+    claims = store.abandoned_table
+
+    def insert_all(conn: Connection) -> None:
+        if conn.dialect.name == "postgresql":  # one statement: a join to the batch's arrays
+            q = conn.dialect.identifier_preparer.quote
+            stmt = sa.text(
+                f"INSERT INTO {q(claims.name)} (report_id, cart_id, stage, version, "
+                "created_at, claimed_at, run) "
+                "SELECT v.rid, c.id, :stage, c.version, c.created_at, :now, :run "
+                f"FROM {q(store.table.name)} AS c JOIN unnest(CAST(:ids AS bigint[]), "
+                "CAST(:versions AS bigint[]), CAST(:rids AS text[])) AS v(id, version, rid) "
+                "ON c.id = v.id AND c.version = v.version ON CONFLICT DO NOTHING"
+            ).bindparams(sa.bindparam("now", type_=UTCDateTime()))
+            conn.execute(
+                stmt,
+                {
+                    "stage": stage.seconds,
+                    "now": now,
+                    "run": run,
+                    "ids": [row.id for _, row in due],
+                    "versions": [r.state.version for r, _ in due],
+                    "rids": [r.report_id for r, _ in due],
+                },
+            )
+            return
+        select = sa.select(
+            sa.bindparam("rid", type_=KeyString(64)),
+            c.id,
+            sa.literal(stage.seconds, sa.Integer()),
+            c.version,
+            c.created_at,
+            sa.literal(now, UTCDateTime()),
+            sa.literal(run, KeyString(32)),
+        ).where(c.id == sa.bindparam("cid"), c.version == sa.bindparam("ver"))
+        params = [{"rid": r.report_id, "cid": row.id, "ver": r.state.version} for r, row in due]
+        conn.execute(_insert_ignore(conn, claims, select), params)
+
+    def work(conn: Connection) -> set[str]:
+        insert_all(conn)
+        won: set[str] = set()
+        for start in range(0, len(due), CHUNK):
+            chunk = due[start : start + CHUNK]
+            won.update(
+                conn.execute(
+                    sa.select(claims.c.report_id).where(
+                        claims.c.run == run,
+                        claims.c.report_id.in_([r.report_id for r, _ in chunk]),
+                    )
+                ).scalars()
+            )
+        return won
+
+    won = sql_calls.run(store.engine, max(store.timeout, CLAIM_TIMEOUT), work)
+    return [r for r, _ in due if r.report_id in won]
+
+
+def delete_stale_claims(store: SQLStore, *, batch_size: int = 1000) -> int:
+    """Delete claims whose cart is gone or has changed since (run by ``flask cart cleanup``)."""
+    claims = store.abandoned_table
+    with store._errors():
+        if not sa.inspect(store.engine).has_table(claims.name):
+            return 0
+    carts = store.table
+    stale = (
+        sa.select(claims.c.report_id)
+        .select_from(
+            claims.outerjoin(
+                carts,
+                sa.and_(
+                    carts.c.id == claims.c.cart_id,
+                    carts.c.version == claims.c.version,
+                    carts.c.created_at == claims.c.created_at,
+                ),
+            )
+        )
+        .where(carts.c.id.is_(None))
+        .limit(batch_size)
+    )
+    deleted = 0
+    while True:
+        with store._errors(), store.engine.begin() as conn:
+            ids = list(conn.execute(stale).scalars())
+            if ids:
+                conn.execute(sa.delete(claims).where(claims.c.report_id.in_(ids)))
+        deleted += len(ids)
+        if len(ids) < batch_size:
+            return deleted
