@@ -31,12 +31,8 @@ from typing import Any
 
 from .cart import line_json, snapshot
 from .cleanup import store_now
-from .stores.base import (
-    AbandonedCart,
-    BatchHook,
-    CartStore,
-    Stage,
-)
+from .lines import money_str
+from .stores.base import AbandonedCart, BatchHook, CartStore, Stage, utc_iso
 
 DEFAULT_BATCH_SIZE = 1000
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
