@@ -17,7 +17,8 @@ Keyword arguments:
 - ``cart_abandoned``: ``identifier``, ``instance``, ``customer_id`` (None for guests),
   ``stage``, ``snapshot``, ``recovery_url``; sent by ``flask cart abandoned``.
 - ``cart_recovered``: ``cart`` (the browser's cart now), ``identifier`` (the recovered
-  cart's), ``instance``.
+  cart's), ``instance``, ``moved`` (product -> units the merge changed; {} for a customer's
+  own cart). Sent once per recovery link that gave a browser a cart.
 """
 
 from __future__ import annotations
