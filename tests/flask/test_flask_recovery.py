@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Iterator
@@ -10,6 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask, has_request_context
+from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
+from werkzeug.wrappers import Request
 
 from flask_cart import CartManager, InvalidInput, InvalidInstance, signals
 from flask_cart.stores.base import CartKey, CartStore
@@ -413,3 +416,27 @@ def test_without_sec_fetch_a_button_asks_first(
     assert browser.post(path).status_code == 303
     assert quantities(browser) == {"sku-1": 2}
     assert not cart_store.load(CartKey(guest)).exists
+
+
+def test_responses_match_the_spec(app: Flask, carts: CartManager, login_page: str) -> None:
+    from tests.flask.test_flask_openapi_fuzz import SPEC
+
+    guest = abandoned_guest_cart(app, {"sku-1": 1})
+    path = url_for_cart(app, carts, guest)
+    browser = app.test_client()
+    responses = [
+        browser.get(path),  # the confirmation page
+        open_link(browser, path, **{"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"}),
+        open_link(browser, "/cart/recover/nonsense"),
+        open_link(browser, f"/cart/recover/{expired_token(app, {'guest': guest})}"),
+        open_link(browser, url_for_cart(app, carts, "customer:42")),
+        browser.post(path),
+        open_link(browser, path),
+    ]
+    assert [r.status_code for r in responses] == [200, 403, 400, 410, 303, 303, 303]
+    for response in responses:
+        environ = dict(response.request.environ, CONTENT_LENGTH="0")
+        environ["wsgi.input"] = io.BytesIO()
+        SPEC.validate_response(
+            WerkzeugOpenAPIRequest(Request(environ)), WerkzeugOpenAPIResponse(response)
+        )
