@@ -1,8 +1,17 @@
 """Recovery links: ``carts.recovery_url(...)`` and ``GET /cart/recover/<token>``.
 
-A recovery URL carries a signed token (purpose ``recover``) naming one stored cart: a guest
-cart (``{"guest": <uuid>, "instance": ...}``) or a customer's (``{"customer": <user id>,
-"instance": ...}``). Opening it in a browser gives that browser the cart.
+A recovery URL carries a signed token (purpose ``recover``, so no other token passes)
+naming one stored cart: a guest cart (``{"guest": <uuid>, "instance": ...}``) or a
+customer's (``{"customer": <user id>, "instance": ...}``). Opening it gives that cart to the
+browser, on a top-level navigation only (flask_cart.navigation).
+
+A guest cart goes to exactly one browser, once, on every store, with the store's own
+merge. Each browser first merges an empty claim marker (``recover:<its cart id>``) into the
+guest cart, then seals it; the seal freezes the set of claims (a sealed cart takes no more
+merges), so every browser reads the same set and the first claim in sort order wins. Only
+the winner merges the sealed lines into its cart, under the merge marker of that sealed
+state (applied once however often it is retried), and then deletes the guest cart. A
+retry finds the same sealed state and finishes the work, or finds the marker in its cart.
 """
 
 from __future__ import annotations
