@@ -86,6 +86,13 @@ class LinkExpired(CartError):
     status = 410
 
 
+class LoginRequired(CartError):
+    """A customer's recovery link opened without a login view to send the browser to (401)."""
+
+    code = "login_required"
+    status = 401
+
+
 class NotFound(CartError):
     """An unknown product or a line that is not in the cart (404)."""
 

@@ -23,7 +23,8 @@ Keyword arguments:
   cart, stage and version: receivers can de-duplicate on it); sent by
   ``flask cart abandoned``, once per cart and stage until the cart changes.
 - ``cart_recovered``: ``cart`` (the browser's cart now), ``identifier`` (the recovered
-  cart's), ``instance``.
+  cart's), ``instance``, ``moved`` (product -> units the merge changed; {} for a customer's
+  own cart). Sent once per recovery link that gave a browser a cart.
 """
 
 from __future__ import annotations

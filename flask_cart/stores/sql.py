@@ -229,6 +229,11 @@ class SQLStore(CartStore):
         """Lock the cart's row and return it; created first when missing, unless `owner`
         is None (then None when there is no row)."""
         if owner is None:
+            if conn.dialect.name == "sqlite":
+                # SQLite ignores FOR UPDATE and pysqlite begins no transaction for a SELECT:
+                # a no-op UPDATE takes the write lock first, so the read cannot go stale.
+                t = self.table
+                conn.execute(sa.update(t).where(self._where(key)).values(version=t.c.version))
             return conn.execute(
                 sa.select(self.table).where(self._where(key)).with_for_update()
             ).one_or_none()
