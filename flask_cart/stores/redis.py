@@ -19,7 +19,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -40,10 +40,13 @@ from .base import (
     MAX_MERGE_MARKERS,
     MAX_REMEMBERED_OPS,
     AbandonedCart,
+    BatchHook,
     CartKey,
     CartStats,
     CartStore,
     CleanupResult,
+    Progress,
+    Stage,
     new_op_id,
 )
 from .redis_scripts import SCRIPTS
@@ -403,23 +406,71 @@ class RedisStore(CartStore):
         with self._guard():
             return bool(self.client.expire(self.key(key), seconds))
 
-    def cart_stats(self, **cutoffs: Any) -> CartStats:
+    def cart_stats(
+        self,
+        *,
+        now: datetime,
+        guest_cutoff: datetime,
+        customer_cutoff: datetime,
+        sealed_cutoff: datetime | None = None,
+    ) -> CartStats:
         """See CartStore.cart_stats; the work is in stores/redis_cleanup.py."""
         from . import redis_cleanup
 
-        return redis_cleanup.cart_stats(self, **cutoffs)
+        return redis_cleanup.cart_stats(
+            self,
+            now=now,
+            guest_cutoff=guest_cutoff,
+            customer_cutoff=customer_cutoff,
+            sealed_cutoff=sealed_cutoff,
+        )
 
-    def delete_expired(self, **options: Any) -> CleanupResult:
+    def delete_expired(
+        self,
+        *,
+        guest_cutoff: datetime,
+        customer_cutoff: datetime,
+        batch_size: int,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+        sealed_cutoff: datetime | None = None,
+    ) -> CleanupResult:
         """See CartStore.delete_expired; the work is in stores/redis_cleanup.py."""
         from . import redis_cleanup
 
-        return redis_cleanup.delete_expired(self, **options)
+        return redis_cleanup.delete_expired(
+            self,
+            guest_cutoff=guest_cutoff,
+            customer_cutoff=customer_cutoff,
+            batch_size=batch_size,
+            dry_run=dry_run,
+            progress=progress,
+            sealed_cutoff=sealed_cutoff,
+        )
 
-    def claim_abandoned(self, **options: Any) -> Iterator[list[AbandonedCart]]:
+    def claim_abandoned(
+        self,
+        *,
+        stages: Sequence[Stage],
+        now: datetime,
+        limit: int | None,
+        batch_size: int,
+        dry_run: bool = False,
+        on_batch: BatchHook | None = None,
+    ) -> Iterator[list[AbandonedCart]]:
         """See CartStore.claim_abandoned; the work is in stores/redis_abandoned.py."""
         from . import redis_abandoned
 
-        return redis_abandoned.claim_abandoned(self, **options)
+        return redis_abandoned.claim_abandoned(
+            self,
+            decode=decode_hash,
+            stages=stages,
+            now=now,
+            limit=limit,
+            batch_size=batch_size,
+            dry_run=dry_run,
+            on_batch=on_batch,
+        )
 
     def close(self) -> None:
         if self._owns_client:

@@ -18,11 +18,12 @@ each report once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from ..lines import CartState
 from .base import AbandonedCart, BatchHook, CartKey, Stage, report_id
 from .redis_cleanup import glob_escape, is_cluster
 
@@ -87,6 +88,7 @@ def key_of(store: RedisStore, raw: Any) -> CartKey:
 def claim_abandoned(
     store: RedisStore,
     *,
+    decode: Callable[[Any], CartState],
     stages: Sequence[Stage],
     now: datetime,
     limit: int | None,
@@ -94,9 +96,7 @@ def claim_abandoned(
     dry_run: bool = False,
     on_batch: BatchHook | None = None,
 ) -> Iterator[list[AbandonedCart]]:
-    """See CartStore.claim_abandoned."""
-    from .redis import decode_hash
-
+    """See CartStore.claim_abandoned; `decode` reads a cart's hash (redis.decode_hash)."""
     by_seconds = {s.seconds: s for s in stages}
     cutoffs = [x for s in sorted(stages, reverse=True) for x in (_ms(s.cutoff(now)), s.seconds)]
     mode = "peek" if dry_run else "claim"
@@ -152,7 +152,7 @@ def claim_abandoned(
             for i in range(0, len(answer), 3):
                 key = key_of(store, answer[i])
                 stage = by_seconds[int(answer[i + 1])]
-                state = decode_hash(answer[i + 2])
+                state = decode(answer[i + 2])
                 found.append(AbandonedCart(key, state, stage, report_id(key, state, stage)))
             if left is not None:
                 left -= len(found)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -59,10 +59,13 @@ from .base import (
     MAX_MERGE_MARKERS,
     MAX_REMEMBERED_OPS,
     AbandonedCart,
+    BatchHook,
     CartKey,
     CartStats,
     CartStore,
     CleanupResult,
+    Progress,
+    Stage,
 )
 from .sql_abandoned import abandoned_table
 from .sql_dialects import KeyString, UTCDateTime
@@ -519,23 +522,70 @@ class SQLStore(CartStore):
 
         return self._run(work)
 
-    def cart_stats(self, **cutoffs: Any) -> CartStats:
+    def cart_stats(
+        self,
+        *,
+        now: datetime,
+        guest_cutoff: datetime,
+        customer_cutoff: datetime,
+        sealed_cutoff: datetime | None = None,
+    ) -> CartStats:
         """See CartStore.cart_stats; the work is in stores/sql_cleanup.py."""
         from . import sql_cleanup
 
-        return sql_cleanup.cart_stats(self, **cutoffs)
+        return sql_cleanup.cart_stats(
+            self,
+            now=now,
+            guest_cutoff=guest_cutoff,
+            customer_cutoff=customer_cutoff,
+            sealed_cutoff=sealed_cutoff,
+        )
 
-    def delete_expired(self, **options: Any) -> CleanupResult:
+    def delete_expired(
+        self,
+        *,
+        guest_cutoff: datetime,
+        customer_cutoff: datetime,
+        batch_size: int,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+        sealed_cutoff: datetime | None = None,
+    ) -> CleanupResult:
         """See CartStore.delete_expired; the work is in stores/sql_cleanup.py."""
         from . import sql_abandoned, sql_cleanup
 
-        result = sql_cleanup.delete_expired(self, **options)
-        if not options.get("dry_run"):
-            sql_abandoned.delete_stale_claims(self, batch_size=options["batch_size"])
+        result = sql_cleanup.delete_expired(
+            self,
+            guest_cutoff=guest_cutoff,
+            customer_cutoff=customer_cutoff,
+            batch_size=batch_size,
+            dry_run=dry_run,
+            progress=progress,
+            sealed_cutoff=sealed_cutoff,
+        )
+        if not dry_run:
+            sql_abandoned.delete_stale_claims(self, batch_size=batch_size)
         return result
 
-    def claim_abandoned(self, **options: Any) -> Iterator[list[AbandonedCart]]:
+    def claim_abandoned(
+        self,
+        *,
+        stages: Sequence[Stage],
+        now: datetime,
+        limit: int | None,
+        batch_size: int,
+        dry_run: bool = False,
+        on_batch: BatchHook | None = None,
+    ) -> Iterator[list[AbandonedCart]]:
         """See CartStore.claim_abandoned; the work is in stores/sql_abandoned.py."""
         from . import sql_abandoned
 
-        return sql_abandoned.claim_abandoned(self, **options)
+        return sql_abandoned.claim_abandoned(
+            self,
+            stages=stages,
+            now=now,
+            limit=limit,
+            batch_size=batch_size,
+            dry_run=dry_run,
+            on_batch=on_batch,
+        )
