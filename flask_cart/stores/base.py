@@ -178,11 +178,14 @@ class CartStore(ABC):
         dry_run: bool = False,
         progress: Progress | None = None,
         sealed_cutoff: datetime | None = None,
+        on_batch: Callable[[Sequence[Any]], None] | None = None,
     ) -> CleanupResult:
         """Delete the carts due under the cut-offs, in batches of at most `batch_size`.
 
         The condition is re-checked at delete time (a cart changed meanwhile survives) and
         two runs at once must delete each cart once. `dry_run` counts and deletes nothing.
+        `on_batch` is called with each batch's keys between choosing and deleting it (tests
+        change a cart there).
         """
         raise NotImplementedError(f"{type(self).__name__} does not support cleanup")
 

@@ -19,7 +19,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -434,6 +434,7 @@ class RedisStore(CartStore):
         dry_run: bool = False,
         progress: Progress | None = None,
         sealed_cutoff: datetime | None = None,
+        on_batch: Callable[[Sequence[Any]], None] | None = None,
     ) -> CleanupResult:
         """See CartStore.delete_expired; the work is in stores/redis_cleanup.py."""
         from . import redis_cleanup
@@ -446,6 +447,7 @@ class RedisStore(CartStore):
             dry_run=dry_run,
             progress=progress,
             sealed_cutoff=sealed_cutoff,
+            on_batch=on_batch,
         )
 
     def claim_abandoned(

@@ -550,6 +550,7 @@ class SQLStore(CartStore):
         dry_run: bool = False,
         progress: Progress | None = None,
         sealed_cutoff: datetime | None = None,
+        on_batch: Callable[[Sequence[Any]], None] | None = None,
     ) -> CleanupResult:
         """See CartStore.delete_expired; the work is in stores/sql_cleanup.py."""
         from . import sql_abandoned, sql_cleanup
@@ -562,6 +563,7 @@ class SQLStore(CartStore):
             dry_run=dry_run,
             progress=progress,
             sealed_cutoff=sealed_cutoff,
+            on_batch=on_batch,
         )
         if not dry_run:
             sql_abandoned.delete_stale_claims(self, batch_size=batch_size)

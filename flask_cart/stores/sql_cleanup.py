@@ -34,7 +34,7 @@ SKIP_LOCKED_DIALECTS = frozenset({"postgresql", "mysql", "mariadb", "oracle"})
 DELETE_CHUNK = 900
 
 #: Called between selecting a batch and deleting it (tests use it to touch a cart there).
-BatchHook = Callable[[Sequence[int]], None]
+BatchHook = Callable[[Sequence[Any]], None]
 
 
 def due_condition(table: sa.Table, *, is_guest: bool, cutoff: datetime) -> sa.ColumnElement[bool]:
