@@ -21,10 +21,8 @@ stage, or after their next change.
 
 from __future__ import annotations
 
-import itertools
-import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,30 +33,6 @@ from .lines import money_str
 from .stores.base import AbandonedCart, BatchHook, CartStore, Stage, utc_iso
 
 DEFAULT_BATCH_SIZE = 1000
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"([0-9]{1,9})([smhd])", re.ASCII)
-
-def parse_stage(text: str) -> Stage:
-    """``30s``, ``15m``, ``1h``, ``2d`` as a Stage; ValueError for anything else or 0."""
-    match = _DURATION.fullmatch(text) if isinstance(text, str) else None
-    if match is None or int(match.group(1)) == 0:
-        raise ValueError(
-            f"{text!r} is not a duration: a whole number > 0 and a unit s, m, h or d "
-            "(30s, 15m, 1h, 2d)"
-        )
-    return Stage(text, int(match.group(1)) * _UNITS[match.group(2)])
-
-
-def parse_stages(values: Iterable[str]) -> tuple[Stage, ...]:
-    """Stages sorted shortest first; none, a bad one, or two of one duration: ValueError."""
-    stages = sorted(parse_stage(v) for v in values)
-    if not stages:
-        raise ValueError("at least one stage is needed")
-    for a, b in itertools.pairwise(stages):
-        if a.seconds == b.seconds:
-            raise ValueError(f"stages {a.label} and {b.label} are the same duration")
-    return tuple(stages)
-
 
 @dataclass
 class AbandonedResult:

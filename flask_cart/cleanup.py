@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from .config import check_days
 from .stores.base import CartStats, CartStore, CleanupResult, Progress, utc_iso
 
 UTC = timezone.utc
@@ -41,9 +42,7 @@ class Retention:
 
     def __post_init__(self) -> None:
         for name in ("guest_days", "customer_days"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-                raise ValueError(f"{name} must be a number of days >= 0, got {value!r}")
+            check_days(getattr(self, name), name)
 
     def cutoffs(self, now: datetime) -> Cutoffs:
         return Cutoffs(

@@ -25,8 +25,6 @@ from .abandoned import (
     AbandonedCart,
     AbandonedResult,
     Stage,
-    parse_stage,
-    parse_stages,
     report_json,
     run_abandoned,
 )
@@ -42,6 +40,7 @@ from .cleanup import (
     summary_line,
     utc_iso,
 )
+from .config import check_days, parse_stage, parse_stages
 from .errors import CartError, InvalidInput, InvalidInstance, StoreUnavailable
 from .signals import cart_abandoned
 
@@ -51,10 +50,10 @@ DAYS = click.IntRange(min=0)
 
 
 def _configured_days(key: str, default: int) -> float:
-    value = current_app.config.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise click.UsageError(f"{key} must be a number of days >= 0, got {value!r}")
-    return value
+    try:
+        return check_days(current_app.config.get(key, default), key)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _store() -> Any:

@@ -17,7 +17,7 @@ from flask import Request, Response, current_app
 from .signing import sign, unsign
 
 if TYPE_CHECKING:
-    from .manager import Settings
+    from .config import Settings
 
 GUEST_SALT = "flask-cart.guest-cart-id"
 MAX_COOKIE_CHARS = 200

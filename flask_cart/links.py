@@ -23,7 +23,6 @@ import hashlib
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from flask import current_app, flash, has_request_context, redirect, request, url_for
 from flask.typing import ResponseReturnValue
@@ -31,6 +30,7 @@ from werkzeug.routing import BuildError
 
 from . import signals
 from .catalog import UNKNOWN_PRODUCT, Unavailable
+from .config import valid_redirect
 from .context import request_carts
 from .errors import CartError, InvalidLink, InvalidQuantity
 from .lines import MAX_LINE_QUANTITY_CAP, Line, check_product_id, money_str
@@ -86,19 +86,6 @@ def check_entries(entries: Entries, max_items: int) -> Entries:
             raise InvalidLink(f"a cart link names {product_id!r} twice: name it once")
         seen.add(product_id)
     return entries
-
-
-def valid_redirect(url: str) -> bool:
-    """A path on this site ("/", "/cart") or an absolute http(s) URL (for CART_LINK_REDIRECT)."""
-    if not url or "\\" in url or not url.isprintable():
-        return False
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    if not parts.scheme and not parts.netloc:
-        return url.startswith("/") and not url.startswith("//")
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _max_items() -> int:

@@ -19,138 +19,16 @@ from flask import Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from werkzeug.local import LocalProxy
 
-from .abandoned import Stage, parse_stages
 from .catalog import ProductLoader
+from .config import DEFAULTS, Settings, store_timeout
 from .context import finish_request, prepare_request, request_carts
 from .errors import CartError, StoreUnavailable
-from .lines import Limits, check_strategy
 from .request_cart import RequestCart
 from .stores.base import CartStore
 from .stores.registry import STORES, store_class
 
-DEFAULTS: dict[str, Any] = {
-    "CART_STORE": "sqlalchemy",
-    "CART_DATABASE_URI": None,
-    "CART_REDIS_URL": "redis://localhost:6379/0",
-    "CART_REDIS": None,
-    "CART_COOKIE_NAME": "guest_cart_id",
-    "CART_COOKIE_SECURE": None,
-    "CART_COOKIE_SAMESITE": "Lax",
-    "CART_GUEST_DAYS": 30,
-    "CART_CUSTOMER_DAYS": 90,
-    "CART_SYNC_SECONDS": 30,
-    "CART_URL_PREFIX": "/cart",
-    "CART_MAX_LINE_QUANTITY": 999,
-    "CART_MAX_LINES": 100,
-    "CART_MERGE_STRATEGY": "sum",
-    "CART_CURRENCY": "USD",
-    "CART_INSTANCES": ("cart", "wishlist"),
-    "CART_STORE_TIMEOUT": 2,  # seconds; bounds every store call (connect, statement, lock)
-    "CART_RESTORE": "lazy",  # "lazy": on first use of the cart; "eager": before the view
-    "CART_LINK_REDIRECT": "/",  # where a followed cart link lands without a same-site `next`
-    "CART_ABANDONED_STAGES": ("1h", "24h", "72h"),  # default stages of flask cart abandoned
-    # Additions to the contract's keys:
-    "CART_REDIS_TIMEOUT": None,  # deprecated alias of CART_STORE_TIMEOUT for CART_REDIS_URL
-    "CART_KEY_PREFIX": "flask_cart:",  # Redis key prefix
-    "CART_TABLE_NAME": "flask_cart",  # SQL table name
-    "CART_STORE_OPTIONS": {},  # keyword arguments for a CART_STORE given as a dotted path
-    "CART_BLUEPRINT": True,  # False: no HTTP routes (current_cart and the CLI still work)
-    "CART_SYNC_COOKIE_NAME": "cart_sync",  # the sync-window snapshot cookie
-    "CART_TRUSTED_ORIGINS": (),  # other origins ("https://shop.example") allowed to post
-    # True: a StoreUnavailable raised anywhere in the app (a page reading current_cart)
-    # answers the JSON 503; False: the cart routes do, the app's own pages are the app's.
-    "CART_HANDLE_STORE_ERRORS": False,
-}
-
-DEFAULT_RECOVERY_MAX_AGE = 7 * 86400  # seconds
-RESTORE_MODES = ("lazy", "eager")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The CART_* configuration of one app, read and checked at init_app."""
-
-    cookie_name: str
-    cookie_secure: bool | None
-    cookie_samesite: str | None
-    guest_ttl: int
-    customer_ttl: int
-    sync_seconds: int
-    sync_cookie_name: str
-    url_prefix: str
-    limits: Limits
-    merge_strategy: str
-    currency: str
-    instances: tuple[str, ...]
-    trusted_origins: frozenset[str]
-    store_timeout: float = 2.0
-    restore: str = "lazy"
-    link_redirect: str = "/"
-    abandoned_stages: tuple[Stage, ...] = ()
-
-    @classmethod
-    def from_config(cls, config: Any) -> Settings:
-        instances = tuple(config["CART_INSTANCES"])
-        if "cart" not in instances or not all(isinstance(i, str) and i for i in instances):
-            raise ValueError("CART_INSTANCES must be non-empty strings and include 'cart'")
-        timeout = store_timeout(config)
-        restore = config["CART_RESTORE"]
-        if restore not in RESTORE_MODES:
-            raise ValueError(f"CART_RESTORE must be one of {RESTORE_MODES}, got {restore!r}")
-        days = {key: config[key] for key in ("CART_GUEST_DAYS", "CART_CUSTOMER_DAYS")}
-        for key, value in days.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ValueError(f"{key} must be a positive number of days")
-        stages = config["CART_ABANDONED_STAGES"]
-        try:
-            if isinstance(stages, str):
-                raise ValueError("a sequence of durations is needed, not one string")
-            abandoned_stages = parse_stages(stages)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"CART_ABANDONED_STAGES: {exc}") from None
-        return cls(
-            abandoned_stages=abandoned_stages,
-            cookie_name=str(config["CART_COOKIE_NAME"]),
-            cookie_secure=config["CART_COOKIE_SECURE"],
-            cookie_samesite=config["CART_COOKIE_SAMESITE"],
-            guest_ttl=int(days["CART_GUEST_DAYS"] * 86400),
-            customer_ttl=int(days["CART_CUSTOMER_DAYS"] * 86400),
-            sync_seconds=int(config["CART_SYNC_SECONDS"]),
-            sync_cookie_name=str(config["CART_SYNC_COOKIE_NAME"]),
-            url_prefix=str(config["CART_URL_PREFIX"]),
-            limits=Limits(config["CART_MAX_LINE_QUANTITY"], config["CART_MAX_LINES"]),
-            merge_strategy=check_strategy(config["CART_MERGE_STRATEGY"]),
-            currency=str(config["CART_CURRENCY"]),
-            instances=instances,
-            trusted_origins=frozenset(
-                str(o).rstrip("/").lower() for o in config["CART_TRUSTED_ORIGINS"]
-            ),
-            store_timeout=timeout,
-            restore=restore,
-            link_redirect=link_redirect(config["CART_LINK_REDIRECT"]),
-        )
-
-
-def link_redirect(value: object) -> str:
-    """CART_LINK_REDIRECT: a path on this site ("/", "/cart") or an absolute http(s) URL."""
-    from .links import valid_redirect
-
-    if not isinstance(value, str) or not valid_redirect(value):
-        raise ValueError(
-            f"CART_LINK_REDIRECT must be a path (\"/cart\") or an http(s) URL, got {value!r}"
-        )
-    return value
-
-
-def store_timeout(config: Any) -> float:
-    """CART_STORE_TIMEOUT (CART_REDIS_TIMEOUT, when set, for an own Redis client): seconds > 0."""
-    value = config["CART_STORE_TIMEOUT"]
-    if config.get("CART_REDIS_TIMEOUT") is not None and config["CART_STORE"] == "redis":
-        value = config["CART_REDIS_TIMEOUT"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 600:
-        raise ValueError("CART_STORE_TIMEOUT must be a number of seconds in (0, 600]")
-    return float(value)
-
+#: How long a recovery link stays valid by default (seconds).
+DEFAULT_RECOVERY_MAX_AGE = 7 * 86400
 
 @dataclass
 class _AppState:
@@ -305,7 +183,8 @@ class CartManager:
         """What ``flask cart abandoned --dry-run`` would report now, as its ``--json`` objects
         (`stages` default to CART_ABANDONED_STAGES; nothing is claimed, no signal is sent;
         ``recovery_url`` is None where no link can be made)."""
-        from .abandoned import parse_stages, report_json, run_abandoned
+        from .abandoned import report_json, run_abandoned
+        from .config import parse_stages
 
         chosen = parse_stages(stages) if stages is not None else self.settings().abandoned_stages
         reports = []

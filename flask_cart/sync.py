@@ -26,7 +26,7 @@ from .lines import CartState, Line, lines_to_json
 from .signing import sign, unsign
 
 if TYPE_CHECKING:
-    from .manager import Settings
+    from .config import Settings
 
 SYNC_SALT = "flask-cart.sync"
 MAX_SNAPSHOT_BYTES = 3000

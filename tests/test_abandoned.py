@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from flask_cart.abandoned import Stage, parse_stage, parse_stages, run_abandoned
+from flask_cart.abandoned import Stage, run_abandoned
+from flask_cart.config import parse_stage, parse_stages
 from flask_cart.lines import Limits, Line, Owner
 from flask_cart.signals import cart_abandoned
 from flask_cart.stores.base import CartKey, CartStore

@@ -192,7 +192,8 @@ def test_cleanup_on_a_cluster_deletes_only_what_is_due(cluster_store, cluster):
 def test_abandoned_on_a_cluster_claims_each_report_once(cluster_store, cluster):
     from datetime import datetime, timedelta, timezone
 
-    from flask_cart.abandoned import parse_stages, run_abandoned
+    from flask_cart.abandoned import run_abandoned
+    from flask_cart.config import parse_stages
 
     now = datetime.now(timezone.utc)
     stages = parse_stages(["1h", "24h"])

@@ -15,7 +15,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from flask_cart import CartManager, current_cart
-from flask_cart.manager import DEFAULTS
+from flask_cart.config import DEFAULTS
 from flask_cart.stores.base import CartKey
 from flask_cart.stores.redis import RedisStore
 from flask_cart.stores.sql import SQLStore

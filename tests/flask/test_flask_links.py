@@ -13,7 +13,7 @@ import pytest
 from flask_wtf.csrf import CSRFProtect
 
 from flask_cart import signals
-from flask_cart.manager import DEFAULTS, Settings
+from flask_cart.config import DEFAULTS, Settings
 from flask_cart.stores.base import CartKey
 from tests.flask.shop import add, guest_id_of, stored
 

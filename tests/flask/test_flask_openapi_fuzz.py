@@ -16,7 +16,7 @@ from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAP
 from werkzeug.wrappers import Request
 
 import flask_cart
-from flask_cart.manager import DEFAULTS
+from flask_cart.config import DEFAULTS
 from tests.flask.shop import add
 
 SPEC_PATH = Path(flask_cart.__file__).parent / "openapi.yaml"
