@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -16,7 +17,7 @@ from werkzeug.wrappers import Request
 
 from flask_cart import CartManager, InvalidInput, InvalidInstance, signals
 from flask_cart.stores.base import CartKey, CartStore
-from flask_cart.tokens import _serializer, make_token, read_token
+from flask_cart.tokens import make_token, read_token
 from tests.flask.shop import add, build_app, guest_id_of, stored
 
 GUEST = "0b6f1c1e-8a4e-4c43-9a8e-2f0b5d5e7a11"
@@ -350,8 +351,10 @@ def test_a_customers_cart_without_a_login_view_answers_401(app: Flask, carts: Ca
 
 
 def expired_token(app: Flask, data: Any) -> str:
-    with app.app_context():
-        return str(_serializer(app, "recover").dumps([int(time.time()) - 1, data]))
+    """A token made an hour ago, valid for a minute."""
+    made = time.time() - 3600
+    with app.app_context(), mock.patch("flask_cart.tokens.time.time", return_value=made):
+        return make_token(app, "recover", data, max_age=60)
 
 
 def test_bad_tokens_change_nothing(app: Flask, carts: CartManager, cart_store: CartStore) -> None:
