@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import (
@@ -18,6 +17,8 @@ from flask import (
 )
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
+
+from flask_cart import same_site_url
 
 from . import cart_pages, carts, hooks
 from .forms import LoginForm, RegisterForm
@@ -34,11 +35,9 @@ def init_app(app: Flask) -> None:
 
 
 def safe_next(target: str | None, default: str = "shop.catalogue") -> str:
-    """`target` when it is a path on this site, else the URL of `default`."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc:
-            return target
+    """`target` when it is a URL on this site, else the URL of `default`."""
+    if target and same_site_url(target):
+        return target
     return url_for(default)
 
 

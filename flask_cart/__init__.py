@@ -31,7 +31,7 @@ from .errors import (
 )
 from .lines import CartState, Limits
 from .manager import CartManager, current_cart, store_unavailable_response
-from .views import is_form_post
+from .views import is_form_post, same_site_url
 
 __all__ = [
     "Cart",
@@ -65,6 +65,7 @@ __all__ = [
     "UnknownProduct",
     "current_cart",
     "is_form_post",
+    "same_site_url",
     "signals",
     "store_unavailable_response",
 ]

@@ -38,7 +38,7 @@ from .navigation import follow_or_confirm
 from .request_cart import MAX_NAME_CHARS, RequestCart
 from .stores.base import new_op_id
 from .tokens import make_token, read_token
-from .views import SAFE_METHODS, _idempotency_key, _same_site_url, blueprint
+from .views import SAFE_METHODS, blueprint, idempotency_key, same_site_url
 
 if TYPE_CHECKING:
     from .manager import CartManager
@@ -144,7 +144,7 @@ def _token_data(data: Any) -> tuple[Entries, bool, str]:
 def _link_cart(instance: str) -> RequestCart:
     cart = request_carts().cart(instance)
     if request.method not in SAFE_METHODS:
-        cart.idempotent(_idempotency_key())
+        cart.idempotent(idempotency_key())
     return cart
 
 
@@ -175,7 +175,7 @@ def _follow(
 def _landing() -> str:
     """A same-site ``next``, else CART_LINK_REDIRECT (a path under the app's root)."""
     target = request.args.get("next")
-    if target and _same_site_url(target):
+    if target and same_site_url(target):
         return target
     default = request_carts().settings.link_redirect
     return request.script_root + default if default.startswith("/") else default

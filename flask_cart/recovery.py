@@ -31,8 +31,7 @@ from .navigation import follow_or_confirm
 from .request_cart import RequestCart
 from .stores.base import CartKey, merge_marker
 from .tokens import make_token, read_token
-from .views import _same_site_url as same_site_url
-from .views import blueprint
+from .views import blueprint, same_site_url
 
 PURPOSE = "recover"
 CUSTOMER_PREFIX = "customer:"

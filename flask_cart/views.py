@@ -76,11 +76,11 @@ def _cart() -> RequestCart:
     instance = request.args.get("instance", "cart")
     cart = request_carts().cart(instance)
     if request.method not in SAFE_METHODS:
-        cart.idempotent(_idempotency_key())
+        cart.idempotent(idempotency_key())
     return cart
 
 
-def _idempotency_key() -> str | None:
+def idempotency_key() -> str | None:
     """The ``Idempotency-Key`` header: 1 to 255 printable ASCII characters, or absent."""
     raw = request.headers.get("Idempotency-Key")
     if raw is None:
@@ -115,12 +115,12 @@ def _next_url() -> str:
     """The form's `next` when it stays on this site, else a same-site Referer, else "/"."""
     fields = form_fields() or {}
     for candidate in (fields.get("next"), request.referrer):
-        if isinstance(candidate, str) and candidate and _same_site_url(candidate):
+        if isinstance(candidate, str) and candidate and same_site_url(candidate):
             return candidate
     return "/"
 
 
-def _same_site_url(url: str) -> bool:
+def same_site_url(url: str) -> bool:
     if "\\" in url or not url.isprintable():
         return False
     try:
@@ -265,6 +265,8 @@ __all__ = [
     "StoreUnavailable",
     "blueprint",
     "cart_json",
+    "idempotency_key",
     "is_form_post",
+    "same_site_url",
     "unmatched_route",
 ]
