@@ -129,12 +129,12 @@ class Cart:
         return self._token_of(self._read())
 
     def _token_of(self, state: CartState) -> str:
-        parts = [
-            [line.product_id, line.quantity, line.unit_cost, is_available(line)]
-            for line in state.lines.values()
-        ]
-        text = json.dumps(parts, separators=(",", ":"), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
+        return _token(
+            [
+                [line.product_id, line.quantity, line.unit_cost, is_available(line)]
+                for line in state.lines.values()
+            ]
+        )
 
     # -- ecart API: changes ------------------------------------------------------------
 
@@ -318,21 +318,49 @@ class Cart:
     def as_json(self) -> dict[str, Any]:
         """The cart in the JSON form of ``GET /cart`` (without the app's currency)."""
         state = self._read()  # one read: items, totals and token describe the same cart
-        lines = state.lines.values()
-        total = sum(
-            (Decimal(line.unit_cost) * line.quantity for line in lines if is_available(line)),
-            Decimal(0),
-        )
+        items, parts = [], []
+        total = Decimal(0)
+        units = 0
+        for line in state.lines.values():  # one pass: items, totals and the token's parts
+            extra = line.extra
+            quantity = line.quantity
+            available = extra.get("available", True) is not False
+            line_total = Decimal(line.unit_cost) * quantity
+            if available:
+                total += line_total
+            units += quantity
+            name = extra.get("name")
+            items.append(
+                {
+                    "product_id": line.product_id,
+                    "name": None if name is None else str(name),
+                    "quantity": quantity,
+                    "unit_cost": line.unit_cost,
+                    "line_total": format(line_total, "f"),
+                    "price_changed": bool(extra.get("price_changed", False)),
+                    "available": available,
+                    "unavailable_reason": (
+                        None if available else extra.get("unavailable_reason", UNKNOWN_PRODUCT)
+                    ),
+                }
+            )
+            parts.append([line.product_id, quantity, line.unit_cost, available])
         updated = state.updated_at
         return {
             "instance": self.instance,
-            "items": [line_json(line) for line in lines],
+            "items": items,
             "count": len(state.lines),
-            "quantity": sum(line.quantity for line in lines),
+            "quantity": units,
             "total_cost": money_str(total),
             "updated_at": None if updated is None else updated.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "token": self._token_of(state),
+            "token": _token(parts),
         }
+
+
+def _token(parts: list[list[Any]]) -> str:
+    """The token of the lines' [product_id, quantity, unit_cost, available] parts."""
+    text = json.dumps(parts, separators=(",", ":"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def new_line(

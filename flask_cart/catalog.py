@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from .errors import CartError, ProductUnavailable
-from .lines import CartState, Line, parse_money
+from .lines import CartState, make_line, parse_money, with_lines
 
 ProductLoader = Callable[[str], Any]
 FLAGS = ("price_changed", "available", "unavailable_reason")
@@ -38,7 +38,8 @@ def as_product(product_id: str, value: Any) -> Product | None:
     """A loader's answer (None, a mapping, or an object with attributes) as a Product."""
     if value is None:
         return None
-    if isinstance(value, Mapping):
+    # A dict (the common case) skips the slower Mapping ABC check.
+    if type(value) is dict or isinstance(value, Mapping):
         get = value.get
     else:
 
@@ -55,7 +56,14 @@ def as_product(product_id: str, value: Any) -> Product | None:
     stock = get("stock")
     if stock is not None and (isinstance(stock, bool) or not isinstance(stock, int)):
         raise TypeError(f"product_loader({product_id!r}) gave a non-integer stock: {stock!r}")
-    return Product(unit_cost, None if name is None else str(name), stock)
+    return _product(unit_cost, None if name is None else str(name), stock)
+
+
+def _product(unit_cost: Decimal, name: str | None, stock: int | None) -> Product:
+    """``Product(unit_cost, name, stock)`` without the frozen dataclass's init overhead."""
+    product: Product = object.__new__(Product)
+    product.__dict__.update(unit_cost=unit_cost, name=name, stock=stock)
+    return product
 
 
 @dataclass(frozen=True)
@@ -101,9 +109,10 @@ class Catalog:
                 "flask-cart needs a product loader: decorate a function with "
                 "@carts.product_loader (product_id -> None or an object with unit_cost)"
             )
-        if product_id not in self._seen:
-            self._seen[product_id] = self._load(self.loader, product_id)
-        return self._seen[product_id]
+        seen = self._seen.get(product_id)
+        if seen is None:
+            seen = self._seen[product_id] = self._load(self.loader, product_id)
+        return seen
 
     @staticmethod
     def _load(loader: ProductLoader, product_id: str) -> Product | Unavailable:
@@ -142,22 +151,28 @@ class Catalog:
         if self.loader is None or not state.lines:
             return state
         lines = {}
+        seen, lookup = self._seen, self.lookup
         for product_id, line in state.lines.items():
-            extra = strip_flags(line.extra)
-            product = self.lookup(product_id)
+            old = line.extra
+            extra = {k: v for k, v in old.items() if k not in FLAGS} if old else {}
+            product = seen.get(product_id) or lookup(product_id)
             unit_cost = line.unit_cost
             if isinstance(product, Unavailable):
                 extra.update(
                     price_changed=False, available=False, unavailable_reason=product.reason
                 )
             else:
-                unit_cost = format(product.unit_cost, "f")
-                extra["price_changed"] = Decimal(line.unit_cost) != product.unit_cost
+                price = product.unit_cost
+                unit_cost = format(price, "f")
+                # Equal text is an equal price; else compare the amounts ("9.90" == "9.9").
+                extra["price_changed"] = (
+                    unit_cost != line.unit_cost and Decimal(line.unit_cost) != price
+                )
                 extra["available"] = True
                 if product.name is not None:
                     extra["name"] = product.name
-            lines[product_id] = Line(product_id, line.quantity, unit_cost, extra)
-        return replace(state, lines=lines)
+            lines[product_id] = make_line(product_id, line.quantity, unit_cost, extra)
+        return with_lines(state, lines)
 
 
 def strip_flags(extra: Mapping[str, Any]) -> dict[str, Any]:

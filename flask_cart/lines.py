@@ -116,6 +116,28 @@ class MergeOutcome:
 
 EMPTY = CartState()
 
+_new = object.__new__
+
+
+def make_line(product_id: str, quantity: int, unit_cost: str, extra: Mapping[str, Any]) -> Line:
+    """``Line(product_id, quantity, unit_cost, extra)`` for fields already checked (as read
+    from a store or a snapshot): the same frozen object, made without dataclass overhead."""
+    line: Line = _new(Line)
+    fields = line.__dict__
+    fields["product_id"] = product_id
+    fields["quantity"] = quantity
+    fields["unit_cost"] = unit_cost
+    fields["extra"] = extra
+    return line
+
+
+def with_lines(state: CartState, lines: Mapping[str, Line]) -> CartState:
+    """``dataclasses.replace(state, lines=lines)`` without re-running the dataclass init."""
+    new: CartState = _new(CartState)
+    new.__dict__.update(state.__dict__)
+    new.__dict__["lines"] = lines
+    return new
+
 
 def check_product_id(product_id: object) -> str:
     """A product id is a non-empty string of at most 128 printable characters."""
@@ -151,6 +173,14 @@ def check_quantity(
 
 def parse_money(value: object) -> Decimal:
     """Decimal, int or decimal string to a finite, non-negative Decimal; floats are refused."""
+    if type(value) is Decimal:  # the common case (a catalogue's price): no copy needed
+        amount = value
+        if not amount.is_finite() or amount < 0 or amount > MAX_UNIT_COST:
+            raise InvalidPrice(f"unit_cost must be between 0 and {MAX_UNIT_COST}")
+        exponent = amount.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -6:
+            raise InvalidPrice("unit_cost has more than 6 decimal places")
+        return amount.copy_abs() if amount.is_zero() else amount
     if isinstance(value, (bool, float)):
         raise InvalidPrice(
             "unit_cost must be a Decimal, an int or a decimal string, not a float"
@@ -342,6 +372,6 @@ def lines_to_json(lines: Mapping[str, Line]) -> list[list[Any]]:
 
 def lines_from_json(data: Any) -> dict[str, Line]:
     return {
-        row[0]: Line(row[0], int(row[1]), str(row[2]), row[3] or {})
+        row[0]: make_line(row[0], int(row[1]), str(row[2]), row[3] or {})
         for row in data or ()
     }

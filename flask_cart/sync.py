@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Request, Response, current_app
 
 from .identity import cookie_secure
-from .lines import CartState, Line, lines_to_json
+from .lines import CartState, lines_to_json, make_line
 from .signing import sign, unsign
 
 if TYPE_CHECKING:
@@ -73,7 +73,8 @@ def decode_entry(data: Any) -> Entry:
     for product_id, quantity, unit_cost, extra in rows:
         if not isinstance(extra, dict):
             raise TypeError("line details must be an object")
-        lines[str(product_id)] = Line(str(product_id), int(quantity), str(unit_cost), extra)
+        product_id = str(product_id)
+        lines[product_id] = make_line(product_id, int(quantity), str(unit_cost), extra)
     updated = datetime.fromtimestamp(updated_ms / 1000, timezone.utc) if updated_ms else None
     state = CartState(
         lines=lines,

@@ -35,6 +35,7 @@ from ..lines import (
     Owner,
     apply_add,
     apply_merge,
+    make_line,
 )
 from .base import (
     MAX_MERGE_MARKERS,
@@ -90,7 +91,9 @@ def decode_hash(raw: Any) -> CartState:
     for name, value in fields.items():
         if name.startswith("l:"):
             quantity, seq, unit_cost, extra = value.split("|", 3)
-            line = Line(name[2:], int(quantity), unit_cost, json.loads(extra))
+            line = make_line(
+                name[2:], int(quantity), unit_cost, {} if extra == "{}" else json.loads(extra)
+            )
             ordered.append((int(seq), line))
         elif name.startswith("m:"):
             merged.add(name[2:])
