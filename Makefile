@@ -3,7 +3,7 @@
 #   make test    install into .venv, start the services, lint, type-check, run pytest
 #   make test-lowest  pytest in .venv-lowest, every dependency at its declared lower bound
 #   make demo    run the demo shop on http://127.0.0.1:5000
-#   make lint    ruff and mypy only
+#   make lint    ruff (check and format --check) and mypy only
 #   make docs    the Sphinx site in docs/_build/html (warnings are errors), then its doctests
 #   make dist-check  sdist and wheel, twine check, their contents, the wheel in a fresh venv
 #   make bench   run the benchmarks in bench/
@@ -55,7 +55,8 @@ services:
 	bash scripts/ensure_services.sh $(SERVICES_ARGS)
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check flask_cart tests demo_app bench
+	$(BIN)/ruff check flask_cart tests demo_app bench docs scripts
+	$(BIN)/ruff format --check flask_cart tests demo_app bench docs scripts
 	$(BIN)/mypy
 
 test: $(TEST_STAMP) services lint

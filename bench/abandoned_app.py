@@ -21,9 +21,7 @@ from flask_cart import CartManager
 
 def create_app() -> Flask:
     app = Flask(__name__)
-    app.config.update(
-        SECRET_KEY="bench", SERVER_NAME="shop.example", PREFERRED_URL_SCHEME="https"
-    )
+    app.config.update(SECRET_KEY="bench", SERVER_NAME="shop.example", PREFERRED_URL_SCHEME="https")
     if os.environ.get("BENCH_STORE", "postgres") == "redis":
         app.config.update(
             CART_STORE="redis",

@@ -126,7 +126,9 @@ def baseline_rss(env: dict[str, str]) -> float:
     """Peak RSS of the same command doing nothing (`--help`): interpreter and imports."""
     cmd = [FLASK, "--app", APP, "cart", "abandoned", "--help"]
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        cmd,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
         stdout=subprocess.DEVNULL,
     )
     _, _, usage = os.wait4(proc.pid, 0)

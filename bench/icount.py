@@ -93,8 +93,10 @@ def main() -> None:
         if (app, scenario) in table and (peer, peer_scenario) in table:
             ratio = table[app, scenario] / table[peer, peer_scenario]
             verdict = "met" if ratio <= limit else "not met"
-            print(f"  {app} {scenario} / {peer} {peer_scenario}: {ratio:.2f}x"
-                  f" (goal <= {limit}x, {verdict})")
+            print(
+                f"  {app} {scenario} / {peer} {peer_scenario}: {ratio:.2f}x"
+                f" (goal <= {limit}x, {verdict})"
+            )
 
 
 if __name__ == "__main__":

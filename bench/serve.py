@@ -54,10 +54,14 @@ def start(name: str, port: int, table: str) -> subprocess.Popen[bytes]:
     env = dict(os.environ, BENCH_APP=name, BENCH_TABLE=table)
     command = [
         str(Path(sys.executable).with_name("gunicorn")),
-        "--workers", "2",
-        "--bind", f"127.0.0.1:{port}",
-        "--log-level", "warning",
-        "--chdir", str(HERE),
+        "--workers",
+        "2",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "--chdir",
+        str(HERE),
         "wsgi:app",
     ]
     return subprocess.Popen(command, env=env, start_new_session=True)
@@ -121,8 +125,9 @@ def main() -> None:
         sys.exit("bench/serve.py needs wrk: apt-get install wrk")
     table = f"bench_{os.getpid()}"
     ports = {name: BASE_PORT + i for i, name in enumerate(args.apps)}
-    servers = {name: start(name, port, f"{table}_{i}") for i, (name, port) in
-               enumerate(ports.items())}
+    servers = {
+        name: start(name, port, f"{table}_{i}") for i, (name, port) in enumerate(ports.items())
+    }
     loaded: dict[tuple[str, str], list[float]] = {}
     unloaded: dict[tuple[str, str], list[float]] = {}
     try:
@@ -153,8 +158,10 @@ def main() -> None:
 def report(args: argparse.Namespace, loaded: dict, unloaded: dict) -> None:  # type: ignore[type-arg]
     rps = {k: statistics.median(v) for k, v in loaded.items()}
     p50 = {k: statistics.median(v) for k, v in unloaded.items()}
-    print(f"gunicorn 2 sync workers, wrk 16 connections, {args.rounds} rounds of {args.seconds} s"
-          " (medians); latency: 1 connection")
+    print(
+        f"gunicorn 2 sync workers, wrk 16 connections, {args.rounds} rounds of {args.seconds} s"
+        " (medians); latency: 1 connection"
+    )
     print(f"{'app':24}" + "".join(f"{s + ' req/s':>13}{s + ' p50 ms':>13}" for s in SCENARIOS))
     for name in args.apps:
         cells = ""

@@ -29,7 +29,7 @@ class RegisterForm(FlaskForm):
 
 
 class CheckoutForm(FlaskForm):
-    """"Place order": the token of the cart the customer reviewed (``current_cart.token``)
+    """ "Place order": the token of the cart the customer reviewed (``current_cart.token``)
     and, for a guest, the e-mail address the order is placed with."""
 
     cart_token = HiddenField(validators=[InputRequired(), Length(max=200)])

@@ -34,6 +34,7 @@ from .stores.base import AbandonedCart, BatchHook, CartStore, Stage, utc_iso
 
 DEFAULT_BATCH_SIZE = 1000
 
+
 @dataclass
 class AbandonedResult:
     """What one run reported (or, with ``dry_run``, would report), per stage label."""
@@ -112,4 +113,3 @@ def report_json(report: AbandonedCart, recovery_url: str | None) -> dict[str, An
         "recovery_url": recovery_url,
         "report_id": report.report_id,
     }
-

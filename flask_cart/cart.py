@@ -142,9 +142,7 @@ class Cart:
         """Add `quantity` units (default 1) to the product's line, creating it if new."""
         line = new_line(product_id, unit_cost, quantity, extra, self.limits)
         self._wrote(
-            self.store.add(
-                self.key, line, owner=self.owner, limits=self.limits, op=self._next_op()
-            )
+            self.store.add(self.key, line, owner=self.owner, limits=self.limits, op=self._next_op())
         )
 
     def update(self, product_id: str, quantity: int) -> None:

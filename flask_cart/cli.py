@@ -133,8 +133,7 @@ def _progress_bar(enabled: bool) -> Iterator[Progress | None]:
     "--customer-days",
     type=DAYS,
     default=None,
-    help="Delete customer carts unchanged for more than N days "
-    "[default: CART_CUSTOMER_DAYS, 90].",
+    help="Delete customer carts unchanged for more than N days [default: CART_CUSTOMER_DAYS, 90].",
 )
 @click.option(
     "--batch-size",
@@ -204,9 +203,7 @@ def cleanup(
     except Exception as exc:
         if not _is_connection_error(exc):
             raise
-        raise click.ClickException(
-            _one_line(f"the cart store cannot be reached: {exc}")
-        ) from exc
+        raise click.ClickException(_one_line(f"the cart store cannot be reached: {exc}")) from exc
     if as_json:
         click.echo(json.dumps({**head, **result.as_dict()}))
     else:
@@ -293,9 +290,7 @@ def abandoned(
             unlinkable += 1
             return None
 
-    result = AbandonedResult(
-        by_stage={s.label: 0 for s in chosen[::-1]}, dry_run=dry_run
-    )
+    result = AbandonedResult(by_stage={s.label: 0 for s in chosen[::-1]}, dry_run=dry_run)
     started = time.monotonic()
     try:
         store = _store()
@@ -336,9 +331,7 @@ def abandoned(
     except Exception as exc:
         if not _is_connection_error(exc):
             raise
-        raise click.ClickException(
-            _one_line(f"the cart store cannot be reached: {exc}")
-        ) from exc
+        raise click.ClickException(_one_line(f"the cart store cannot be reached: {exc}")) from exc
     result.seconds = time.monotonic() - started
     if unlinkable:
         noun = "cart has" if unlinkable == 1 else "carts have"

@@ -127,7 +127,7 @@ def link_redirect(value: object) -> str:
     """CART_LINK_REDIRECT: a path on this site ("/", "/cart") or an absolute http(s) URL."""
     if not isinstance(value, str) or not valid_redirect(value):
         raise ValueError(
-            f"CART_LINK_REDIRECT must be a path (\"/cart\") or an http(s) URL, got {value!r}"
+            f'CART_LINK_REDIRECT must be a path ("/cart") or an http(s) URL, got {value!r}'
         )
     return value
 

@@ -154,7 +154,6 @@ class RequestCarts:
             self.send(signals.cart_merged, cart=target, user=user, moved=moved, dropped=dropped)
         self.consume_guest_cookie()
 
-
     def link_guest_carts(self, user: Any) -> None:
         """Re-key the browser's guest carts to `user` (just registered) and spend the cookie."""
         guest_id = self.guest_cookie_id()

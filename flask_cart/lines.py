@@ -144,22 +144,16 @@ def check_product_id(product_id: object) -> str:
     if not isinstance(product_id, str) or not product_id:
         raise InvalidProductId("product_id must be a non-empty string")
     if len(product_id) > MAX_PRODUCT_ID_LENGTH:
-        raise InvalidProductId(
-            f"product_id is longer than {MAX_PRODUCT_ID_LENGTH} characters"
-        )
+        raise InvalidProductId(f"product_id is longer than {MAX_PRODUCT_ID_LENGTH} characters")
     if not product_id.isprintable():
         raise InvalidProductId("product_id contains control characters")
     return product_id
 
 
-def check_quantity(
-    quantity: object, limits: Limits, *, allow_zero: bool = False
-) -> int:
+def check_quantity(quantity: object, limits: Limits, *, allow_zero: bool = False) -> int:
     """A quantity is a true int (not a bool or float) within 1 (or 0) .. the line cap."""
     if type(quantity) is not int:
-        raise InvalidQuantity(
-            f"quantity must be an integer, got {type(quantity).__name__}"
-        )
+        raise InvalidQuantity(f"quantity must be an integer, got {type(quantity).__name__}")
     low = 0 if allow_zero else 1
     if quantity < low:
         raise InvalidQuantity(f"quantity must be at least {low}")
@@ -182,13 +176,9 @@ def parse_money(value: object) -> Decimal:
             raise InvalidPrice("unit_cost has more than 6 decimal places")
         return amount.copy_abs() if amount.is_zero() else amount
     if isinstance(value, (bool, float)):
-        raise InvalidPrice(
-            "unit_cost must be a Decimal, an int or a decimal string, not a float"
-        )
+        raise InvalidPrice("unit_cost must be a Decimal, an int or a decimal string, not a float")
     if not isinstance(value, (Decimal, int, str)):
-        raise InvalidPrice(
-            f"unit_cost must be a Decimal, int or str, got {type(value).__name__}"
-        )
+        raise InvalidPrice(f"unit_cost must be a Decimal, int or str, got {type(value).__name__}")
     try:
         amount = Decimal(value.strip() if isinstance(value, str) else value)
     except (InvalidOperation, ValueError):
@@ -210,9 +200,7 @@ def check_details(extra: Mapping[str, Any]) -> dict[str, Any]:
     """Extra line details must be JSON-serialisable, small, and not shadow line fields."""
     clash = RESERVED_DETAILS.intersection(extra)
     if clash:
-        raise InvalidDetails(
-            f"detail names reserved for the line: {', '.join(sorted(clash))}"
-        )
+        raise InvalidDetails(f"detail names reserved for the line: {', '.join(sorted(clash))}")
     try:
         text = json.dumps(dict(extra), allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
@@ -225,9 +213,7 @@ def check_details(extra: Mapping[str, Any]) -> dict[str, Any]:
 
 def check_strategy(strategy: object) -> str:
     if strategy not in MERGE_STRATEGIES:
-        raise ValueError(
-            f"merge strategy must be one of {MERGE_STRATEGIES}, got {strategy!r}"
-        )
+        raise ValueError(f"merge strategy must be one of {MERGE_STRATEGIES}, got {strategy!r}")
     return str(strategy)
 
 
@@ -270,17 +256,13 @@ def apply_set(
     """Set a line's quantity; 0 removes it; an absent line raises LineNotFound."""
     current = lines.get(product_id)
     if current is None:
-        raise LineNotFound(
-            f"product {product_id!r} is not in the cart", product_id=product_id
-        )
+        raise LineNotFound(f"product {product_id!r} is not in the cart", product_id=product_id)
     check_quantity(quantity, limits, allow_zero=True)
     result = dict(lines)
     if quantity == 0:
         del result[product_id]
     else:
-        result[product_id] = Line(
-            product_id, quantity, current.unit_cost, current.extra
-        )
+        result[product_id] = Line(product_id, quantity, current.unit_cost, current.extra)
     return result
 
 
@@ -304,17 +286,13 @@ def apply_merge(
     dropped: list[str] = []
     for product_id, incoming in source.items():
         current = target.get(product_id)
-        ceiling = min(
-            limits.max_line_quantity, caps.get(product_id, limits.max_line_quantity)
-        )
+        ceiling = min(limits.max_line_quantity, caps.get(product_id, limits.max_line_quantity))
         if current is None:
             quantity = min(incoming.quantity, ceiling)
             if quantity <= 0 or len(result) >= limits.max_lines:
                 dropped.append(product_id)
                 continue
-            result[product_id] = Line(
-                product_id, quantity, incoming.unit_cost, incoming.extra
-            )
+            result[product_id] = Line(product_id, quantity, incoming.unit_cost, incoming.extra)
             moved[product_id] = quantity
             continue
         if strategy in ("sum", "add"):
@@ -364,14 +342,8 @@ def _replace(
 
 def lines_to_json(lines: Mapping[str, Line]) -> list[list[Any]]:
     """Lines as an ordered JSON list: [[product_id, quantity, unit_cost, extra], ...]."""
-    return [
-        [ln.product_id, ln.quantity, ln.unit_cost, dict(ln.extra)]
-        for ln in lines.values()
-    ]
+    return [[ln.product_id, ln.quantity, ln.unit_cost, dict(ln.extra)] for ln in lines.values()]
 
 
 def lines_from_json(data: Any) -> dict[str, Line]:
-    return {
-        row[0]: make_line(row[0], int(row[1]), str(row[2]), row[3] or {})
-        for row in data or ()
-    }
+    return {row[0]: make_line(row[0], int(row[1]), str(row[2]), row[3] or {}) for row in data or ()}

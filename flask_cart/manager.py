@@ -30,6 +30,7 @@ from .stores.registry import STORES, store_class
 #: How long a recovery link stays valid by default (seconds).
 DEFAULT_RECOVERY_MAX_AGE = 7 * 86400
 
+
 @dataclass
 class _AppState:
     settings: Settings

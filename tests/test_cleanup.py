@@ -43,9 +43,7 @@ def now_of(store: CartStore) -> datetime:
 def put(store: CartStore, name: str, *, customer: str | None = None, age: timedelta) -> CartKey:
     """A one-line cart last changed `age` ago (guest unless `customer` is given)."""
     key = CartKey(name)
-    store.add(
-        key, Line("sku-1", 1, "9.99"), owner=Owner(customer, ttl=YEAR), limits=Limits()
-    )
+    store.add(key, Line("sku-1", 1, "9.99"), owner=Owner(customer, ttl=YEAR), limits=Limits())
     age_cart(store, key, age)
     return key
 
@@ -85,9 +83,7 @@ def cli_app(store: CartStore, **config: Any) -> Flask:
     """A CartManager app configured onto `store`'s table or key prefix."""
     app = Flask(__name__)
     if isinstance(store, RedisStore):
-        app.config.update(
-            CART_STORE="redis", CART_REDIS=store.client, CART_KEY_PREFIX=store.prefix
-        )
+        app.config.update(CART_STORE="redis", CART_REDIS=store.client, CART_KEY_PREFIX=store.prefix)
     else:
         assert isinstance(store, SQLStore)
         app.config.update(
@@ -161,9 +157,7 @@ def test_age_is_time_since_last_change(store: CartStore) -> None:
     store.add(key, Line("sku-2", 1, "1.00"), owner=Owner(None, ttl=YEAR), limits=Limits())
     if isinstance(store, SQLStore):
         with store.engine.begin() as conn:
-            conn.execute(
-                sa.update(store.table).values(created_at=now_of(store) - 200 * DAY)
-            )
+            conn.execute(sa.update(store.table).values(created_at=now_of(store) - 200 * DAY))
 
     cleanup_json(store)
 
@@ -522,7 +516,11 @@ def test_mariadb_batch_uses_the_cleanup_index(make_store: Any) -> None:
         conn.exec_driver_sql(f"ANALYZE TABLE `{t.name}`").all()
         for after in (None, now - 58 * DAY):
             stmt = select_batch(
-                t, is_guest=True, cutoff=now - 54 * DAY, batch_size=1000, after=after,
+                t,
+                is_guest=True,
+                cutoff=now - 54 * DAY,
+                batch_size=1000,
+                after=after,
                 dialect="mysql",
             )
             compiled = stmt.compile(dialect=conn.dialect)

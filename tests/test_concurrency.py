@@ -167,6 +167,8 @@ def test_merges_and_adds_racing_on_one_customer_cart_lose_nothing(server_store):
     assert run_together([lambda f=f: merges(f) for f in range(3)] + [adds] * 3) == []
     got = {p: d["quantity"] for p, d in Cart("customer:1", server_store).get().items()}
     assert got == {"m": 60, "a": 150}
+
+
 def test_eight_threads_mixing_every_change_end_in_results_or_cart_errors(server_store):
     """add, update, remove, clear, checkout and login merges on one cart at once: every call
     answers or raises a CartError (deadlocks and lock-path races are retried inside the

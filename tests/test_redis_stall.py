@@ -51,8 +51,19 @@ class PrivateRedis:
     def __init__(self, server: str) -> None:
         self.port = _free_port()
         self.process = subprocess.Popen(
-            [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no"],
+            [
+                server,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -132,8 +143,9 @@ def test_every_call_on_a_frozen_redis_fails_within_the_timeout(private_redis, st
     with private_redis.frozen():
         # An idle pooled connection first, then the fresh connections made after a timeout.
         timings["add"] = seconds_to_error(
-            lambda: store.add(customer.key, Line("a", 1, "1"), owner=owner, limits=limits,
-                              op="stalled-add")
+            lambda: store.add(
+                customer.key, Line("a", 1, "1"), owner=owner, limits=limits, op="stalled-add"
+            )
         )
         timings["load"] = seconds_to_error(lambda: store.load(customer.key))
         timings["take"] = seconds_to_error(lambda: store.take(checkout.key))
@@ -181,8 +193,14 @@ def test_a_merge_frozen_after_reading_the_cart_fails_within_the_timeout(private_
     source = {"a": Line("a", 2, "1")}
 
     def merge() -> Any:
-        return store.merge(customer.key, source, strategy="sum", marker="m1",
-                           owner=customer.owner, limits=customer.limits)
+        return store.merge(
+            customer.key,
+            source,
+            strategy="sum",
+            marker="m1",
+            owner=customer.owner,
+            limits=customer.limits,
+        )
 
     armed[0] = True
     try:
@@ -198,9 +216,7 @@ def test_a_merge_frozen_after_reading_the_cart_fails_within_the_timeout(private_
     pool.disconnect()
 
 
-def test_a_login_merge_on_a_frozen_redis_answers_503_within_the_timeout(
-    private_redis, stall_store
-):
+def test_a_login_merge_on_a_frozen_redis_answers_503_within_the_timeout(private_redis, stall_store):
     app, _ = build_app(stall_store, PRODUCTS, CART_STORE_TIMEOUT=TIMEOUT)
     client = app.test_client()
     added = client.post("/cart/items", json={"product_id": "sku-1", "quantity": 2})
@@ -221,4 +237,3 @@ def test_a_login_merge_on_a_frozen_redis_answers_503_within_the_timeout(
     assert client.post("/login/7").status_code == 200
     assert stored(stall_store, "customer:7") == {"sku-1": 2}
     assert stored(stall_store, guest) == {}
-

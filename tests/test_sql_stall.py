@@ -54,15 +54,35 @@ class PrivateServer:
         if os.getuid() == 0:
             shutil.chown(self.root, "postgres")
         subprocess.run(
-            as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
-                        "--auth=trust", "--no-sync", "-E", "UTF8"),
-            check=True, capture_output=True,
+            as_postgres(
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ),
+            check=True,
+            capture_output=True,
         )
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
         subprocess.run(
-            as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l",
-                        str(self.root / "log"), "-o", options, "-w", "start"),
-            check=True, capture_output=True,
+            as_postgres(
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.root / "log"),
+                "-o",
+                options,
+                "-w",
+                "start",
+            ),
+            check=True,
+            capture_output=True,
         )
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
@@ -159,8 +179,10 @@ def test_a_frozen_postgres_answers_store_unavailable_in_time(
         timings["add"] = seconds_to_error(add)
         timings["load"] = seconds_to_error(lambda: store.load(customer))
         timings["merge"] = seconds_to_error(merge)
-    print(f"\nseconds to StoreUnavailable, frozen PostgreSQL, {engine_kind} engine, "
-          f"timeout {TIMEOUT} s: " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))
+    print(
+        f"\nseconds to StoreUnavailable, frozen PostgreSQL, {engine_kind} engine, "
+        f"timeout {TIMEOUT} s: " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items())
+    )
     for name, seconds in timings.items():
         assert seconds < TIMEOUT + 1, (name, seconds)
 

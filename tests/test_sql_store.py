@@ -18,11 +18,17 @@ UTC = timezone.utc
 
 SESSION_TIME_ZONES = [
     pytest.param(
-        "postgres", POSTGRES_URL, "SET TIME ZONE 'America/New_York'", marks=pytest.mark.postgres,
+        "postgres",
+        POSTGRES_URL,
+        "SET TIME ZONE 'America/New_York'",
+        marks=pytest.mark.postgres,
         id="postgres",
     ),
     pytest.param(
-        "mariadb", MARIADB_URL, "SET time_zone = '-05:00'", marks=pytest.mark.mariadb,
+        "mariadb",
+        MARIADB_URL,
+        "SET time_zone = '-05:00'",
+        marks=pytest.mark.mariadb,
         id="mariadb",
     ),
 ]

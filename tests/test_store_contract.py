@@ -487,8 +487,12 @@ def test_rekey_of_a_merged_sealed_guest_cart_applies_the_merge_once(store):
     sealed = store.seal(guest.key)
     target, owner = CartKey("customer:9"), Owner("9", 3600)
     store.merge(
-        target, sealed.lines, strategy="sum", marker=merge_marker(guest.key, sealed),
-        owner=owner, limits=LIMITS,
+        target,
+        sealed.lines,
+        strategy="sum",
+        marker=merge_marker(guest.key, sealed),
+        owner=owner,
+        limits=LIMITS,
     )  # ... and the merge ran, but the guest cart was not deleted
     state = store.rekey(guest.key, target, owner=owner, limits=LIMITS)
     assert _quantities(state) == {"a": 2}

@@ -254,13 +254,9 @@ class RedisStore(CartStore):
         try:
             yield
         except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
-            raise StoreUnavailable(
-                f"the Redis cart store is unavailable: {exc}"
-            ) from exc
+            raise StoreUnavailable(f"the Redis cart store is unavailable: {exc}") from exc
 
-    def _run(
-        self, name: str, key: CartKey, args: list[Any]
-    ) -> tuple[str, CartState, str]:
+    def _run(self, name: str, key: CartKey, args: list[Any]) -> tuple[str, CartState, str]:
         with self._guard():
             status, raw, extra = self._scripts[name](keys=[self.key(key)], args=args)
         return _text(status), decode_hash(raw), _text(extra)
@@ -277,9 +273,7 @@ class RedisStore(CartStore):
         ]
         status, state, extra = self._run(name, key, head + args)
         if status == "sealed":
-            raise CartClosed(
-                "this cart was merged into another and takes no more changes"
-            )
+            raise CartClosed("this cart was merged into another and takes no more changes")
         if status == "repeat":  # applied before: answered as it is now
             return "ok", replace(state, replayed=True), extra
         return status, state, extra
@@ -321,9 +315,7 @@ class RedisStore(CartStore):
     ) -> CartState:
         status, state, _ = self._write("set", key, owner, [product_id, quantity], op)
         if status == "missing":
-            raise LineNotFound(
-                f"product {product_id!r} is not in the cart", product_id=product_id
-            )
+            raise LineNotFound(f"product {product_id!r} is not in the cart", product_id=product_id)
         return state
 
     def remove(

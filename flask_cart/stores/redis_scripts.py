@@ -28,7 +28,9 @@ end
 #: change's own arguments from ARGV[6]. Answers {status, the packed cart, extra}; status
 #: "repeat" for an op id already applied. An op id "~..." (a change sent without one) is
 #: not remembered: only changes a client may resend take the MAX_REMEMBERED_OPS places.
-_COMMON = _PACK + """
+_COMMON = (
+    _PACK
+    + """
 local key = KEYS[1]
 local op, now, ttl, customer = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local function int(n) return string.format('%d', n) end
@@ -59,6 +61,7 @@ if redis.call('HGET', key, '_s') == '1' then return answer('sealed') end
 local seen = ' ' .. (redis.call('HGET', key, '_o') or '') .. ' '
 if string.find(seen, ' ' .. op .. ' ', 1, true) then return answer('repeat') end
 """
+)
 
 ADD = (
     _COMMON
@@ -123,7 +126,9 @@ return answer('ok')
 )
 
 #: A sealed cart (a merge in progress) is not taken: its lines belong to the merge.
-TAKE = _PACK + """
+TAKE = (
+    _PACK
+    + """
 local all = packed(KEYS[1])
 if redis.call('HGET', KEYS[1], '_s') == '1' then return {'sealed', all, ''} end
 if ARGV[1] ~= '' and ((redis.call('HGET', KEYS[1], '_v') or '0') ~= ARGV[1]
@@ -133,8 +138,11 @@ end
 redis.call('DEL', KEYS[1])
 return {'ok', all, ''}
 """
+)
 
-SEAL = _PACK + """
+SEAL = (
+    _PACK
+    + """
 local key = KEYS[1]
 if redis.call('EXISTS', key) == 1 and redis.call('HGET', key, '_s') ~= '1' then
   redis.call('HSET', key, '_s', '1', '_u', ARGV[1])
@@ -142,6 +150,7 @@ if redis.call('EXISTS', key) == 1 and redis.call('HGET', key, '_s') ~= '1' then
 end
 return {'ok', packed(key), ''}
 """
+)
 
 #: Compare-and-set of a merge computed by the client (lines.apply_merge) from one read.
 #: The rule only looks at the target's lines for the source's products and, when it adds
@@ -156,7 +165,9 @@ return {'ok', packed(key), ''}
 #: then counted groups: checks (field, value read or '' when absent), fields to delete,
 #: (field, value) to set, and new lines (field, head, tail: the value is head .. the next
 #: line sequence .. tail).
-MERGE = _PACK + """
+MERGE = (
+    _PACK
+    + """
 local key = KEYS[1]
 local marker, now = ARGV[1], ARGV[2]
 local function answer(status)
@@ -214,6 +225,7 @@ redis.call('HSET', key, '_u', now, '_k', ARGV[4], marker, now)
 redis.call('EXPIRE', key, ARGV[3])
 return answer('ok')
 """
+)
 
 SCRIPTS = {
     "add": ADD,

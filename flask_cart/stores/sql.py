@@ -90,9 +90,7 @@ def cart_table(metadata: sa.MetaData, name: str = DEFAULT_TABLE) -> sa.Table:
     return sa.Table(
         name,
         metadata,
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
         sa.Column("identifier", KeyString(255), nullable=False),
         sa.Column("instance", KeyString(64), nullable=False),
         sa.Column("content", sa.JSON, nullable=False),
@@ -105,8 +103,6 @@ def cart_table(metadata: sa.MetaData, name: str = DEFAULT_TABLE) -> sa.Table:
         sa.UniqueConstraint("identifier", "instance", name=f"uq_{name}_key"),
         sa.Index(f"ix_{name}_cleanup", "is_guest", "updated_at"),
     )
-
-
 
 
 class _Unchanged(Exception):
@@ -153,9 +149,7 @@ class SQLStore(CartStore):
         self._engine = engine if callable(engine) else (lambda: engine)
         #: Seconds that bound every call of this store (connect, statement, lock wait).
         self.timeout = timeout
-        self.table = (
-            table if table is not None else cart_table(sa.MetaData(), table_name)
-        )
+        self.table = table if table is not None else cart_table(sa.MetaData(), table_name)
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         #: Claims of `flask cart abandoned` (stores/sql_abandoned.py), on the same metadata.
         self.abandoned_table = abandoned_table(self.table.metadata, self.table.name)
@@ -226,9 +220,7 @@ class SQLStore(CartStore):
             uid=content.get("uid", ""),
         )
 
-    def _lock_row(
-        self, conn: Connection, key: CartKey, owner: Owner | None, now: datetime
-    ) -> Any:
+    def _lock_row(self, conn: Connection, key: CartKey, owner: Owner | None, now: datetime) -> Any:
         """Lock the cart's row and return it; created first when missing, unless `owner`
         is None (then None when there is no row)."""
         if owner is None:
@@ -280,9 +272,7 @@ class SQLStore(CartStore):
             if owner is None and not state.exists:
                 return _Written(state, repeat=True)
             if state.sealed and not allow_sealed:
-                raise CartClosed(
-                    "this cart was merged into another and takes no more changes"
-                )
+                raise CartClosed("this cart was merged into another and takes no more changes")
             content = (row.content or {}) if state.exists else {}
             ops = list(content.get("ops", ()))
             if op is not None and op in ops:
@@ -310,9 +300,7 @@ class SQLStore(CartStore):
                 )
             if fresh:
                 values["created_at"] = now
-            conn.execute(
-                sa.update(self.table).where(self.table.c.id == row.id).values(values)
-            )
+            conn.execute(sa.update(self.table).where(self.table.c.id == row.id).values(values))
             written = CartState(
                 lines=dict(lines),
                 version=row.version + 1,
@@ -443,9 +431,7 @@ class SQLStore(CartStore):
         def rule(state: CartState) -> tuple[Mapping[str, Line], dict[str, Any]]:
             if marker in state.merged:
                 raise _Unchanged(state)
-            lines, moved, dropped = apply_merge(
-                state.lines, source, strategy, limits, line_caps
-            )
+            lines, moved, dropped = apply_merge(state.lines, source, strategy, limits, line_caps)
             return lines, {"marker": marker, "moved": moved, "dropped": dropped}
 
         written = self._change(key, owner, rule)
@@ -453,9 +439,7 @@ class SQLStore(CartStore):
             return MergeOutcome(written.state, already_merged=True)
         return MergeOutcome(written.state, written.info["moved"], written.info["dropped"])
 
-    def rekey(
-        self, source: CartKey, target: CartKey, *, owner: Owner, limits: Limits
-    ) -> CartState:
+    def rekey(self, source: CartKey, target: CartKey, *, owner: Owner, limits: Limits) -> CartState:
         """Re-key the row in place when it is a live, unsealed cart and the target has no
         row; else as the base does (a sealed cart is merged once by its marker, an expired
         one is no cart)."""

@@ -110,9 +110,7 @@ def claim_abandoned(
     left = limit
     for stage, lower, upper in windows(stages, now):
         for is_guest in (True, False):
-            walk = _walk(
-                store, stage, is_guest=is_guest, lower=lower, upper=upper, size=batch_size
-            )
+            walk = _walk(store, stage, is_guest=is_guest, lower=lower, upper=upper, size=batch_size)
             for batch in walk:
                 due = _unclaimed(store, batch, stage, now)
                 if left is not None:

@@ -134,6 +134,7 @@ def delete_expired(
     if progress is not None:
         total = sum(_count_due(store, is_guest=g, cutoff=cut) for _, g, cut in kinds)
         progress(0, total)
+
     def report(done: int) -> None:
         if progress is not None:
             progress(done, total)

@@ -137,9 +137,7 @@ def own_engine_options(url: sa.URL, timeout: float) -> dict[str, Any]:
         connect_args["connect_timeout"] = max(1, math.ceil(timeout))
     elif backend in MYSQL and driver == "pymysql":
         # Client-side socket deadlines: they hold against a frozen server too.
-        connect_args.update(
-            connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout
-        )
+        connect_args.update(connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout)
     options["pool_timeout"] = timeout
     return options
 

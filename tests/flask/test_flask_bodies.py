@@ -78,8 +78,10 @@ def send(
         response = conn.getresponse()
         data = response.read()
         is_json = response.getheader("Content-Type", "").startswith("application/json")
-        return response.status, response.getheader("Location", ""), (
-            json.loads(data) if is_json else None
+        return (
+            response.status,
+            response.getheader("Location", ""),
+            (json.loads(data) if is_json else None),
         )
     finally:
         conn.close()
@@ -157,8 +159,12 @@ def test_a_form_the_app_parsed_first_is_capped_too(cart_store, products):
         content_type, encode = BODIES["urlencoded"]
         fields = {"product_id": "sku-3", "csrf_token": csrf, "next": "/done"}
         status, _, answer = send(
-            address, "/cart/items", encode({**fields, "note": "x" * 20000}), content_type,
-            cookie, chunked=True,
+            address,
+            "/cart/items",
+            encode({**fields, "note": "x" * 20000}),
+            content_type,
+            cookie,
+            chunked=True,
         )
         assert (status, answer and answer["error"]["code"]) == (400, "malformed_body")
         status, location, _ = send(

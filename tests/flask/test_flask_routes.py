@@ -450,8 +450,8 @@ def test_a_product_with_bad_catalogue_data_cannot_be_added(
     products["flaky"] = row
     key = CartKey(guest_id_of(client))
     before = raw_dump(cart_store, key)
-    expected = (404, "unknown_product") if reason == "unknown_product" else (
-        422, "product_unavailable"
+    expected = (
+        (404, "unknown_product") if reason == "unknown_product" else (422, "product_unavailable")
     )
     for response in (
         add(client, "flaky"),
