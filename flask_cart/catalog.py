@@ -173,8 +173,3 @@ class Catalog:
                     extra["name"] = product.name
             lines[product_id] = make_line(product_id, line.quantity, unit_cost, extra)
         return with_lines(state, lines)
-
-
-def strip_flags(extra: Mapping[str, Any]) -> dict[str, Any]:
-    """Line details without the display flags re-pricing adds."""
-    return {k: v for k, v in extra.items() if k not in FLAGS}

@@ -114,8 +114,6 @@ class MergeOutcome:
     already_merged: bool = False
 
 
-EMPTY = CartState()
-
 _new = object.__new__
 
 

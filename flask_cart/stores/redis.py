@@ -67,7 +67,8 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _ms(value: str | None) -> datetime | None:
+def datetime_from_ms(value: str | None) -> datetime | None:
+    """A hash field of milliseconds since the Unix epoch as a UTC datetime (None when unset)."""
     return datetime.fromtimestamp(int(value) / 1000, timezone.utc) if value else None
 
 
@@ -101,8 +102,8 @@ def decode_hash(raw: Any) -> CartState:
     return CartState(
         lines={line.product_id: line for _, line in ordered},
         version=int(fields.get("_v", 0)),
-        created_at=_ms(fields.get("_c")),
-        updated_at=_ms(fields.get("_u")),
+        created_at=datetime_from_ms(fields.get("_c")),
+        updated_at=datetime_from_ms(fields.get("_u")),
         customer_id=fields.get("_k") or None,
         sealed=fields.get("_s") == "1",
         merged=frozenset(merged),

@@ -25,7 +25,7 @@ from urllib.parse import unquote
 
 from ..lines import CartState
 from .base import AbandonedCart, BatchHook, CartKey, Stage, report_id
-from .redis_cleanup import glob_escape, is_cluster
+from .redis_cleanup import glob_escape, is_cluster, ms_since_epoch
 
 if TYPE_CHECKING:
     from .redis import RedisStore
@@ -73,10 +73,6 @@ return out
 """
 
 
-def _ms(value: datetime) -> int:
-    return int(value.timestamp() * 1000)
-
-
 def key_of(store: RedisStore, raw: Any) -> CartKey:
     """The CartKey a cart's Redis key names (the inverse of RedisStore.key)."""
     text = raw.decode() if isinstance(raw, bytes) else str(raw)
@@ -98,7 +94,9 @@ def claim_abandoned(
 ) -> Iterator[list[AbandonedCart]]:
     """See CartStore.claim_abandoned; `decode` reads a cart's hash (redis.decode_hash)."""
     by_seconds = {s.seconds: s for s in stages}
-    cutoffs = [x for s in sorted(stages, reverse=True) for x in (_ms(s.cutoff(now)), s.seconds)]
+    cutoffs = [
+        x for s in sorted(stages, reverse=True) for x in (ms_since_epoch(s.cutoff(now)), s.seconds)
+    ]
     mode = "peek" if dry_run else "claim"
     client = store.client
     per_key = is_cluster(client)

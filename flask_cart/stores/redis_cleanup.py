@@ -83,7 +83,8 @@ return r
 BatchHook = Callable[[Sequence[Any]], None]
 
 
-def _ms(value: datetime) -> int:
+def ms_since_epoch(value: datetime) -> int:
+    """A moment as whole milliseconds since the Unix epoch (as the Redis scripts compare)."""
     return int(value.timestamp() * 1000)
 
 
@@ -115,7 +116,7 @@ class _Batches:
             raise ValueError("batch_size must be at least 1")
         self.store = store
         self.client = store.client
-        self.args = [mode, *(_ms(c) for c in cutoffs)]
+        self.args = [mode, *(ms_since_epoch(c) for c in cutoffs)]
         self.batch_size = batch_size
         self.per_key = is_cluster(self.client)
         self.sha = ""
