@@ -217,7 +217,9 @@ def test_a_merge_frozen_after_reading_the_cart_fails_within_the_timeout(private_
 
 
 def test_a_login_merge_on_a_frozen_redis_answers_503_within_the_timeout(private_redis, stall_store):
-    app, _ = build_app(stall_store, PRODUCTS, CART_STORE_TIMEOUT=TIMEOUT)
+    app, _ = build_app(
+        stall_store, PRODUCTS, CART_STORE_TIMEOUT=TIMEOUT, CART_HANDLE_STORE_ERRORS=True
+    )
     client = app.test_client()
     added = client.post("/cart/items", json={"product_id": "sku-1", "quantity": 2})
     assert added.status_code == 200
