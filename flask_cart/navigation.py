@@ -5,7 +5,9 @@ changes a cart. Any page on the web can embed it as an image, a script or a fram
 it, and the browser sends the shop's cookies with those (Flask's session cookie is
 ``SameSite=None`` by default). So a GET acts only when the browser says it is a top-level
 navigation, a link clicked or a URL typed: ``Sec-Fetch-Mode: navigate`` with
-``Sec-Fetch-Dest: document``. Every other ``Sec-Fetch-*`` request is refused with
+``Sec-Fetch-Dest: document``, and not a prefetch or prerender (``Sec-Purpose``,
+``Purpose`` or ``X-Moz: prefetch``: the browser loads it before any click). Every other
+``Sec-Fetch-*`` request is refused with
 :class:`~flask_cart.errors.NotANavigation` and changes nothing. A browser that sends no
 ``Sec-Fetch-*`` header at all gets a small page with a POST button to the same URL; that
 POST goes through the blueprint's same-site check (and Flask-WTF's CSRF check where
@@ -42,6 +44,8 @@ def follow_or_confirm(title: str, button: str) -> Response | None:
     """
     if request.method == "POST":
         return None
+    if _speculative():
+        raise NotANavigation("a prefetched or prerendered cart link changes nothing")
     mode = request.headers.get("Sec-Fetch-Mode")
     dest = request.headers.get("Sec-Fetch-Dest")
     if mode is None and dest is None:
@@ -49,6 +53,15 @@ def follow_or_confirm(title: str, button: str) -> Response | None:
     if request.method == "GET" and mode == "navigate" and dest == "document":
         return None
     raise NotANavigation("a cart link acts only when it is opened as a page (a link clicked)")
+
+
+def _speculative() -> bool:
+    """A prefetch or prerender: the browser loads the page before (or without) a click.
+    It sends ``navigate``/``document`` too, so its purpose headers decide."""
+    for name in ("Sec-Purpose", "Purpose", "X-Moz", "X-Purpose"):
+        if "prefetch" in request.headers.get(name, "").lower():
+            return True
+    return False
 
 
 def confirmation_page(title: str, button: str) -> Response:
