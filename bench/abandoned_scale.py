@@ -40,6 +40,8 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cleanup_scale import delete_redis  # noqa: E402  (bench/ is the script's folder)
+
 from flask_cart.lines import Line, lines_to_json  # noqa: E402
 from flask_cart.stores.base import CartKey  # noqa: E402
 from flask_cart.stores.redis import RedisStore, encode_line  # noqa: E402
@@ -221,17 +223,6 @@ def seed_redis(store: RedisStore, carts: int) -> None:
         if i % 5000 == 0:
             pipe.execute()
     pipe.execute()
-
-
-def delete_redis(client: Any, prefix: str) -> None:
-    batch = []
-    for key in client.scan_iter(match=f"{prefix}*", count=5000):
-        batch.append(key)
-        if len(batch) >= 5000:
-            client.unlink(*batch)
-            batch.clear()
-    if batch:
-        client.unlink(*batch)
 
 
 def bench_redis(carts: int, batch_size: int) -> dict[str, Any]:
