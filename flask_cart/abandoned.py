@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .cart import line_json, snapshot
+from .cart import line_json, state_total
 from .cleanup import store_now
 from .lines import money_str
 from .stores.base import AbandonedCart, BatchHook, CartStore, Stage, utc_iso
@@ -101,14 +101,13 @@ def timed(started: float) -> float:
 def report_json(report: AbandonedCart, recovery_url: str | None) -> dict[str, Any]:
     """One report as ``flask cart abandoned --json`` prints it."""
     state = report.state
-    snap = snapshot(report.key, state)
     return {
         "identifier": report.key.identifier,
         "instance": report.key.instance,
         "customer_id": state.customer_id,
         "stage": report.stage.label,
         "updated_at": utc_iso(state.updated_at),
-        "total": money_str(snap["total_cost"]),
+        "total": money_str(state_total(state)),
         "items": [line_json(line) for line in state.lines.values()],
         "recovery_url": recovery_url,
         "report_id": report.report_id,

@@ -373,9 +373,16 @@ def new_line(
     )
 
 
+def state_total(state: CartState) -> Decimal:
+    """The sum of the available lines of a cart state."""
+    return sum(
+        (Decimal(ln.unit_cost) * ln.quantity for ln in state.lines.values() if is_available(ln)),
+        Decimal(0),
+    )
+
+
 def snapshot(key: CartKey, state: CartState) -> dict[str, Any]:
     """A plain description of a cart state (for orders, logs and JSON)."""
-    available = [line for line in state.lines.values() if is_available(line)]
     return {
         "identifier": key.identifier,
         "instance": key.instance,
@@ -384,7 +391,7 @@ def snapshot(key: CartKey, state: CartState) -> dict[str, Any]:
         "items": {pid: line.details() for pid, line in state.lines.items()},
         "count": len(state.lines),
         "quantity": sum(line.quantity for line in state.lines.values()),
-        "total_cost": sum((Decimal(ln.unit_cost) * ln.quantity for ln in available), Decimal(0)),
+        "total_cost": state_total(state),
         "updated_at": state.updated_at,
     }
 

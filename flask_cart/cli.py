@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -42,6 +42,7 @@ from .cleanup import (
 )
 from .config import check_days, parse_stage, parse_stages
 from .errors import CartError, InvalidInput, InvalidInstance, StoreUnavailable
+from .recovery import recovery_links
 from .signals import cart_abandoned
 
 cart_cli = AppGroup("cart", help="Manage the carts flask-cart stores.")
@@ -278,14 +279,16 @@ def abandoned(
 
     unlinkable = 0
 
+    make_link: Callable[[str, str], str] | None = None
+
     def url_of(report: AbandonedCart) -> str | None:
         """The cart's recovery link; None for a cart no link can name (an identifier that
         is neither a guest id nor ``customer:<id>``, an instance the app does not have)."""
         nonlocal unlinkable
-        if not has_host:
+        if make_link is None:
             return None
         try:
-            return str(state.recovery_url(report.key.identifier, instance=report.key.instance))
+            return make_link(report.key.identifier, report.key.instance)
         except (InvalidInput, InvalidInstance):
             unlinkable += 1
             return None
@@ -294,10 +297,10 @@ def abandoned(
     started = time.monotonic()
     try:
         store = _store()
-        state = current_app.extensions["cart"]
         if has_host:  # a link that cannot be made fails here, before anything is claimed
             try:
-                state.recovery_url(PROBE_GUEST_ID)
+                make_link = recovery_links(current_app.extensions["cart"])
+                make_link(PROBE_GUEST_ID, "cart")
             except RuntimeError as exc:
                 raise click.ClickException(
                     f"recovery links cannot be made: {_one_line(str(exc))}; nothing was reported"
@@ -306,17 +309,17 @@ def abandoned(
             store, stages=chosen, dry_run=dry_run, limit=limit, batch_size=batch_size
         ):
             lines = []
+            send = not dry_run and bool(cart_abandoned.receivers)  # no snapshot for nobody
             for report in batch:
                 url = url_of(report)
-                snap = snapshot(report.key, report.state)
-                if not dry_run:
+                if send:
                     cart_abandoned.send(
                         app,
                         identifier=report.key.identifier,
                         instance=report.key.instance,
                         customer_id=report.state.customer_id,
                         stage=report.stage.label,
-                        snapshot=snap,
+                        snapshot=snapshot(report.key, report.state),
                         recovery_url=url,
                         report_id=report.report_id,
                     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -186,15 +187,20 @@ class CartManager:
         ``recovery_url`` is None where no link can be made)."""
         from .abandoned import report_json, run_abandoned
         from .config import parse_stages
+        from .recovery import recovery_links
 
         chosen = parse_stages(stages) if stages is not None else self.settings().abandoned_stages
+        try:
+            make_link: Callable[[str, str], str] | None = recovery_links(self)
+        except RuntimeError:
+            make_link = None
         reports = []
         for batch in run_abandoned(self.get_store(), stages=chosen, dry_run=True, limit=limit):
             for report in batch:
-                try:
-                    url: str | None = self.recovery_url(report.key.identifier, report.key.instance)
-                except (CartError, RuntimeError):
-                    url = None
+                url: str | None = None
+                if make_link is not None:
+                    with suppress(CartError):  # no link can name this cart: url None
+                        url = make_link(report.key.identifier, report.key.instance)
                 reports.append(report_json(report, url))
         return reports
 

@@ -16,6 +16,7 @@ retry finds the same sealed state and finishes the work, or finds the marker in 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -30,13 +31,14 @@ from .lines import CartState, Owner
 from .navigation import follow_or_confirm
 from .request_cart import RequestCart
 from .stores.base import CartKey, merge_marker
-from .tokens import make_token, read_token
+from .tokens import read_token, token_maker
 from .views import blueprint, same_site_url
 
 PURPOSE = "recover"
 CUSTOMER_PREFIX = "customer:"
 DEFAULT_MAX_AGE = 7 * 86400
 ENDPOINT = "flask_cart.recover_cart"
+_PLACEHOLDER = "flask-cart-token-placeholder"
 #: A browser's claim on a guest cart, merged into it as a marker: ``recover:<its cart id>``.
 CLAIM_PREFIX = "recover:"
 
@@ -66,21 +68,37 @@ def recovery_url(
     Inside a request the URL names the request's host; outside one (the CLI) it needs
     ``SERVER_NAME`` (and ``PREFERRED_URL_SCHEME``).
     """
+    return recovery_links(manager, max_age)(identifier, instance)
+
+
+def recovery_links(
+    manager: Any, max_age: float | timedelta | None = DEFAULT_MAX_AGE
+) -> Callable[[str, str], str]:
+    """:func:`recovery_url` for many carts: ``make(identifier, instance)``, with the URL
+    around the token built once and one expiry for all (``flask cart abandoned``)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    settings = manager.settings(app)
-    if instance not in settings.instances:
-        raise InvalidInstance(
-            f"unknown cart instance {instance!r}; one of: {', '.join(settings.instances)}"
-        )
+    instances = manager.settings(app).instances
     if isinstance(max_age, timedelta):
         max_age = max_age.total_seconds()
-    token = make_token(app, PURPOSE, recovery_payload(identifier, instance), max_age)
+    token_of = token_maker(app, PURPOSE, max_age)
     if not has_request_context() and not app.config.get("SERVER_NAME"):
         raise RuntimeError(
             "recovery_url outside a request needs the shop's host: set SERVER_NAME "
             "(and PREFERRED_URL_SCHEME) in the app's config"
         )
-    return url_for(ENDPOINT, token=token, _external=True)
+    # A token is URL-safe base64 and dots, which the route's converter never quotes.
+    before, _, after = url_for(ENDPOINT, token=_PLACEHOLDER, _external=True).rpartition(
+        _PLACEHOLDER
+    )
+
+    def make(identifier: str, instance: str = "cart") -> str:
+        if instance not in instances:
+            raise InvalidInstance(
+                f"unknown cart instance {instance!r}; one of: {', '.join(instances)}"
+            )
+        return before + token_of(recovery_payload(identifier, instance)) + after
+
+    return make
 
 
 @blueprint.route("/recover/<path:token>", methods=["GET", "POST"])
@@ -232,4 +250,4 @@ def _recovered_into(state: CartState, source: CartKey) -> bool:
     return any(marker.startswith(prefix) for marker in state.merged)
 
 
-__all__ = ["recovery_payload", "recovery_url"]
+__all__ = ["recovery_links", "recovery_payload", "recovery_url"]

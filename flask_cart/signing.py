@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Callable
 from functools import lru_cache
 
 from flask import Flask
@@ -36,10 +37,19 @@ def _signature(key: bytes, value: bytes) -> bytes:
     return base64.urlsafe_b64encode(hmac.digest(key, value, "sha1")).rstrip(b"=")
 
 
+def signer(app: Flask, salt: str) -> Callable[[str], str]:
+    """:func:`sign` with `salt` for many values: the key is looked up once."""
+    key = _derived(signing_keys(app), salt.encode())[0]
+
+    def sign_value(value: str) -> str:
+        return f"{value}.{_signature(key, value.encode()).decode('ascii')}"
+
+    return sign_value
+
+
 def sign(app: Flask, salt: str, value: str) -> str:
     """``value.signature``, signed with the app's secret key."""
-    key = _derived(signing_keys(app), salt.encode())[0]
-    return f"{value}.{_signature(key, value.encode()).decode('ascii')}"
+    return signer(app, salt)(value)
 
 
 def unsign(app: Flask, salt: str, signed: str) -> str | None:

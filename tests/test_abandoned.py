@@ -162,6 +162,20 @@ def test_batches_cover_everything(store: CartStore) -> None:
     assert len(report(store, batch_size=3)) == 11
 
 
+def test_a_run_stopped_after_a_batch_claimed_that_batch_only(store: CartStore) -> None:
+    """The next batch is read ahead, never claimed ahead: a run stopped (killed) after its
+    first batch leaves every other due cart to the next run."""
+    for i in range(9):
+        put(store, f"c{i}", age=(2 + i) * HOUR)
+    run = run_abandoned(store, stages=[parse_stage("1h")], batch_size=3)
+    first = next(run)
+    run.close()
+    assert 1 <= len(first) <= 3
+    later = report(store, stages=[parse_stage("1h")])
+    assert len(later) == 9 - len(first)
+    assert {r.key.identifier for r in first}.isdisjoint(i for i, _ in later)
+
+
 def test_report_carries_the_cart_and_a_stable_id(store: CartStore) -> None:
     key = put(store, "a", age=2 * HOUR, customer="c-9")
     (first,) = [r for b in run_abandoned(store, stages=STAGES, dry_run=True) for r in b]

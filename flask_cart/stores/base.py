@@ -263,7 +263,7 @@ def utc_iso(value: datetime | None) -> str | None:
     """``2026-11-22T10:00:00Z`` (seconds precision), or None."""
     if value is None:
         return None
-    return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 @dataclass

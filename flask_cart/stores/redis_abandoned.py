@@ -13,7 +13,8 @@ passed, and, when that stage is not claimed at this version and the cart has lin
 records the claim and answers the cart (the store's packed form, decoded with
 redis.decode_hash). Reading and claiming are one atomic step, so a cart changed meanwhile
 is either read and claimed before the change or read after it; two runs at once claim
-each report once.
+each report once. The SCAN reads one batch ahead in a thread (flask_cart.stores.read_ahead;
+not on a cluster client): it claims nothing, so claims stay one batch at a time.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from urllib.parse import unquote
 
 from ..lines import CartState
 from .base import AbandonedCart, BatchHook, CartKey, Stage, report_id
+from .read_ahead import read_ahead
 from .redis_cleanup import glob_escape, is_cluster, ms_since_epoch
 
 if TYPE_CHECKING:
@@ -32,7 +34,8 @@ if TYPE_CHECKING:
 
 #: KEYS: carts. ARGV: mode ("claim" or "peek"), the most carts to answer, then per stage,
 #: latest first: its cut-off (ms since epoch; a cart last changed before it passed the
-#: stage) and its seconds. Answers a flat list {key, stage seconds, packed cart, ...}.
+#: stage) and its seconds. Answers one string (one reply to parse, not three per cart):
+#: per cart ``<stage seconds>:<key length>:<packed length>:<key><packed cart>``.
 CLAIM_SCRIPT = """
 local claim = ARGV[1] == 'claim'
 local most = tonumber(ARGV[2])
@@ -60,17 +63,34 @@ for _, key in ipairs(KEYS) do
         end
         if lines then
           if claim then redis.call('HSET', key, 'a:' .. stage, v) end
-          out[#out + 1] = key
-          out[#out + 1] = stage
-          out[#out + 1] = table.concat(parts, '\\0')
+          local packed = table.concat(parts, '\\0')
+          out[#out + 1] = stage .. ':' .. #key .. ':' .. #packed .. ':' .. key .. packed
           n = n + 1
         end
       end
     end
   end
 end
-return out
+return table.concat(out)
 """
+
+
+def records(answer: bytes) -> Iterator[tuple[bytes, int, bytes]]:
+    """(key, stage seconds, packed cart) of each cart in CLAIM_SCRIPT's answer."""
+    pos, end = 0, len(answer)
+    while pos < end:
+        a = answer.index(b":", pos)
+        b = answer.index(b":", a + 1)
+        c = answer.index(b":", b + 1)
+        key_end = c + 1 + int(answer[a + 1 : b])
+        packed_end = key_end + int(answer[b + 1 : c])
+        yield answer[c + 1 : key_end], int(answer[pos:a]), answer[key_end:packed_end]
+        pos = packed_end
+
+
+def _raw(answer: Any) -> bytes:
+    """A script's string answer as bytes (a client may decode responses)."""
+    return answer.encode() if isinstance(answer, str) else bytes(answer)
 
 
 def key_of(store: RedisStore, raw: Any) -> CartKey:
@@ -103,7 +123,7 @@ def claim_abandoned(
     sha = ""
     left = limit
 
-    def call(keys: Sequence[Any], most: int) -> list[Any]:
+    def call(keys: Sequence[Any], most: int) -> list[tuple[bytes, int, bytes]]:
         nonlocal sha
         from redis.exceptions import NoScriptError
 
@@ -112,14 +132,15 @@ def claim_abandoned(
             with client.pipeline(transaction=False) as pipe:
                 for key in keys:
                     pipe.execute_command("EVAL", CLAIM_SCRIPT, 1, key, *args)
-                return [item for answer in pipe.execute() for item in answer]
+                return [r for answer in pipe.execute() for r in records(_raw(answer))]
         if not sha:
             sha = client.script_load(CLAIM_SCRIPT)
         try:
-            return list(client.evalsha(sha, len(keys), *keys, *args))
+            answer = client.evalsha(sha, len(keys), *keys, *args)
         except NoScriptError:
             sha = client.script_load(CLAIM_SCRIPT)
-            return list(client.evalsha(sha, len(keys), *keys, *args))
+            answer = client.evalsha(sha, len(keys), *keys, *args)
+        return list(records(_raw(answer)))
 
     def batches() -> Iterator[list[Any]]:
         batch: list[Any] = []
@@ -133,24 +154,25 @@ def claim_abandoned(
             yield batch
 
     with store._guard():
-        for keys in batches():
+        # SCAN reads ahead in a thread; a cluster client's nodes are walked in this one.
+        for keys in batches() if per_key else read_ahead(batches()):
             if on_batch is not None:
                 on_batch([key_of(store, k) for k in keys])
             most = batch_size if left is None else left
-            answer: list[Any] = []
+            answer: list[tuple[bytes, int, bytes]] = []
             if per_key and left is not None:  # each EVAL claims at most one: `room` keys
                 i = 0
-                while i < len(keys) and len(answer) // 3 < most:
-                    room = most - len(answer) // 3
+                while i < len(keys) and len(answer) < most:
+                    room = most - len(answer)
                     answer += call(keys[i : i + room], room)
                     i += room
             else:
                 answer = call(keys, most)
             found = []
-            for i in range(0, len(answer), 3):
-                key = key_of(store, answer[i])
-                stage = by_seconds[int(answer[i + 1])]
-                state = decode(answer[i + 2])
+            for raw_key, seconds, packed in answer:
+                key = key_of(store, raw_key)
+                stage = by_seconds[seconds]
+                state = decode(packed)
                 found.append(AbandonedCart(key, state, stage, report_id(key, state, stage)))
             if left is not None:
                 left -= len(found)

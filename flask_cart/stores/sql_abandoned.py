@@ -19,12 +19,15 @@ keyset pagination on ``(updated_at, id)``, `batch_size` rows at a time. Per batc
    store's own decoder (expired, sealed and empty carts are left out);
 2. in one transaction, ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` (``INSERT
    IGNORE`` on MariaDB and MySQL) selecting the cart rows only while they have the
-   versions read in step 1, tagged with this run's token (on PostgreSQL one statement
-   joining the batch as arrays; elsewhere one per cart, sent as an executemany), then
-   SELECTs of the claims carrying the token: those, and only those, are this run's
-   reports. Two runs at once race on the primary key and one wins each report.
+   versions read in step 1, tagged with this run's token. On PostgreSQL it is one
+   statement joining the batch as arrays, whose ``RETURNING`` names the claims inserted;
+   elsewhere one per cart, sent as an executemany, then SELECTs of the claims carrying
+   the token. Those, and only those, are this run's reports. Two runs at once race on
+   the primary key and one wins each report.
 
-Memory holds one batch, whatever the table size.
+The walk's SELECTs read one batch ahead in a thread (flask_cart.stores.read_ahead, not
+on SQLite), so the next read overlaps the reports of the current batch; the claims stay
+one batch at a time. Memory holds three batches at most, whatever the table size.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from sqlalchemy.engine import Connection
 from ..lines import CartState
 from . import sql_calls
 from .base import AbandonedCart, BatchHook, CartKey, Stage, report_id, windows
+from .read_ahead import read_ahead
 from .sql_dialects import KeyString, UTCDateTime
 
 if TYPE_CHECKING:
@@ -108,24 +112,33 @@ def claim_abandoned(
     _ensure_table(store)
     run = uuid.uuid4().hex
     left = limit
+    walks = _walks(store, stages, now, batch_size)
+    # SQLite is in-process (nothing to overlap) and may share one connection across threads.
+    for stage, batch in walks if store.engine.dialect.name == "sqlite" else read_ahead(walks):
+        due = _unclaimed(store, batch, stage, now)
+        if left is not None:
+            due = due[:left]
+        if not due:
+            continue
+        if on_batch is not None:
+            on_batch([report.key for report, _ in due])
+        won = [r for r, _ in due] if dry_run else _claim(store, due, stage, now, run)
+        if left is not None:
+            left -= len(won)
+        if won:
+            yield won
+        if left is not None and left <= 0:
+            return
+
+
+def _walks(
+    store: SQLStore, stages: Sequence[Stage], now: datetime, size: int
+) -> Iterator[tuple[Stage, list[Any]]]:
+    """Every window's batches, per stage (latest first) and kind: (stage, rows)."""
     for stage, lower, upper in windows(stages, now):
         for is_guest in (True, False):
-            walk = _walk(store, stage, is_guest=is_guest, lower=lower, upper=upper, size=batch_size)
-            for batch in walk:
-                due = _unclaimed(store, batch, stage, now)
-                if left is not None:
-                    due = due[:left]
-                if not due:
-                    continue
-                if on_batch is not None:
-                    on_batch([report.key for report, _ in due])
-                won = [r for r, _ in due] if dry_run else _claim(store, due, stage, now, run)
-                if left is not None:
-                    left -= len(won)
-                if won:
-                    yield won
-                if left is not None and left <= 0:
-                    return
+            for rows in _walk(store, stage, is_guest=is_guest, lower=lower, upper=upper, size=size):
+                yield stage, rows
 
 
 def _walk(
@@ -196,29 +209,32 @@ def _claim(
     c = store.table.c
     claims = store.abandoned_table
 
-    def insert_all(conn: Connection) -> None:
-        if conn.dialect.name == "postgresql":  # one statement: a join to the batch's arrays
-            q = conn.dialect.identifier_preparer.quote
-            stmt = sa.text(
-                f"INSERT INTO {q(claims.name)} (report_id, cart_id, stage, version, "
-                "created_at, claimed_at, run) "
-                "SELECT v.rid, c.id, :stage, c.version, c.created_at, :now, :run "
-                f"FROM {q(store.table.name)} AS c JOIN unnest(CAST(:ids AS bigint[]), "
-                "CAST(:versions AS bigint[]), CAST(:rids AS text[])) AS v(id, version, rid) "
-                "ON c.id = v.id AND c.version = v.version ON CONFLICT DO NOTHING"
-            ).bindparams(sa.bindparam("now", type_=UTCDateTime()))
-            conn.execute(
-                stmt,
-                {
-                    "stage": stage.seconds,
-                    "now": now,
-                    "run": run,
-                    "ids": [row.id for _, row in due],
-                    "versions": [r.state.version for r, _ in due],
-                    "rids": [r.report_id for r, _ in due],
-                },
-            )
-            return
+    def insert_returning(conn: Connection) -> set[str]:
+        """PostgreSQL: one statement joining the batch's arrays; RETURNING names the rows
+        it inserted, which are exactly the claims this run won."""
+        q = conn.dialect.identifier_preparer.quote
+        stmt = sa.text(
+            f"INSERT INTO {q(claims.name)} (report_id, cart_id, stage, version, "
+            "created_at, claimed_at, run) "
+            "SELECT v.rid, c.id, :stage, c.version, c.created_at, :now, :run "
+            f"FROM {q(store.table.name)} AS c JOIN unnest(CAST(:ids AS bigint[]), "
+            "CAST(:versions AS bigint[]), CAST(:rids AS text[])) AS v(id, version, rid) "
+            "ON c.id = v.id AND c.version = v.version ON CONFLICT DO NOTHING "
+            "RETURNING report_id"
+        ).bindparams(sa.bindparam("now", type_=UTCDateTime()))
+        params = {
+            "stage": stage.seconds,
+            "now": now,
+            "run": run,
+            "ids": [row.id for _, row in due],
+            "versions": [r.state.version for r, _ in due],
+            "rids": [r.report_id for r, _ in due],
+        }
+        return set(conn.execute(stmt, params).scalars())
+
+    def insert_then_select(conn: Connection) -> set[str]:
+        """Elsewhere: one INSERT ... SELECT per cart (an executemany), then the claims
+        carrying this run's token."""
         select = sa.select(
             sa.bindparam("rid", type_=KeyString(64)),
             c.id,
@@ -230,9 +246,6 @@ def _claim(
         ).where(c.id == sa.bindparam("cid"), c.version == sa.bindparam("ver"))
         params = [{"rid": r.report_id, "cid": row.id, "ver": r.state.version} for r, row in due]
         conn.execute(_insert_ignore(conn, claims, select), params)
-
-    def work(conn: Connection) -> set[str]:
-        insert_all(conn)
         won: set[str] = set()
         for start in range(0, len(due), CHUNK):
             chunk = due[start : start + CHUNK]
@@ -245,6 +258,11 @@ def _claim(
                 ).scalars()
             )
         return won
+
+    def work(conn: Connection) -> set[str]:
+        if conn.dialect.name == "postgresql":
+            return insert_returning(conn)
+        return insert_then_select(conn)
 
     won = sql_calls.run(store.engine, max(store.timeout, CLAIM_TIMEOUT), work)
     return [r for r, _ in due if r.report_id in won]
