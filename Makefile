@@ -76,9 +76,11 @@ $(BENCH_STAMP): $(TEST_STAMP)
 	command -v wrk >/dev/null || apt-get install -y -qq wrk
 	touch $@
 
-# Peers side by side (callgrind instructions, then real servers), the bare-page cost, cleanup.
+# Peers side by side (callgrind instructions, an add's parts, then real servers), the bare-page
+# cost, cleanup.
 bench: $(BENCH_STAMP) services
 	$(BIN)/python bench/icount.py
+	$(BIN)/python bench/icount_parts.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/callgrind_bare_page.py --requests 1000
 	$(BIN)/python bench/cleanup_scale.py

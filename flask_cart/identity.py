@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Request, Response, current_app
 
+from .cookies import set_cookie
 from .signing import sign, unsign
 
 if TYPE_CHECKING:
@@ -101,13 +102,12 @@ def set_guest_cookie(
     response: Response, request: Request, settings: Settings, guest_id: str
 ) -> None:
     """Issue (or renew) the signed guest cookie: HttpOnly, Path /, no Domain."""
-    response.set_cookie(
+    set_cookie(
+        response,
         settings.cookie_name,
         sign(current_app, GUEST_SALT, guest_id),
         max_age=settings.guest_ttl,
-        path="/",
         secure=cookie_secure(settings, request),
-        httponly=True,
         samesite=settings.cookie_samesite,
     )
 

@@ -20,10 +20,11 @@ from flask import Flask
 
 def signing_keys(app: Flask) -> tuple[bytes, ...]:
     """SECRET_KEY_FALLBACKS (they still verify) and then the app's secret key (it signs)."""
-    key = app.secret_key
+    config = app.config  # one lookup through current_app's proxy, not two
+    key = config.get("SECRET_KEY")
     if not key:
         raise RuntimeError("flask-cart signs its cookies with the app's secret key: set SECRET_KEY")
-    keys = [*(app.config.get("SECRET_KEY_FALLBACKS") or ()), key]
+    keys = [*(config.get("SECRET_KEY_FALLBACKS") or ()), key]
     return tuple(k.encode() if isinstance(k, str) else bytes(k) for k in keys)
 
 

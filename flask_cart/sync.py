@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Request, Response, current_app
 
+from .cookies import set_cookie
 from .identity import cookie_secure
 from .lines import CartState, lines_to_json, make_line
 from .signing import sign, unsign
@@ -100,9 +101,13 @@ def read_entry(request: Request, settings: Settings, instance: str) -> Entry | N
         return None
 
 
+#: json.dumps(..., separators=(",", ":"), ensure_ascii=False), its encoder built once.
+_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def dump_entry(instance: str, entry: Entry) -> str | None:
     """The cookie value of `entry`; None when it would be larger than MAX_SNAPSHOT_BYTES."""
-    text = json.dumps(encode_entry(entry), separators=(",", ":"), ensure_ascii=False)
+    text = _compact_json(encode_entry(entry))
     payload = base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode("ascii")
     if len(payload) > MAX_SNAPSHOT_BYTES - 40:
         return None
@@ -121,12 +126,11 @@ def write_entry(
                 name, path="/", secure=secure, httponly=True, samesite=settings.cookie_samesite
             )
         return
-    response.set_cookie(
+    set_cookie(
+        response,
         name,
         value,
         max_age=settings.sync_seconds,
-        path="/",
         secure=secure,
-        httponly=True,
         samesite=settings.cookie_samesite,
     )

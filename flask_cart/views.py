@@ -155,8 +155,12 @@ def _http_error(exc: HTTPException) -> Any:
 
 @blueprint.after_request
 def _no_cache(response: Response) -> Response:
-    response.headers["Cache-Control"] = "private, no-store"
-    response.vary.add("Cookie")
+    headers = response.headers
+    headers["Cache-Control"] = "private, no-store"
+    if "Vary" in headers:
+        response.vary.add("Cookie")
+    else:  # the common case, without parsing and writing back a header set
+        headers["Vary"] = "Cookie"
     return response
 
 

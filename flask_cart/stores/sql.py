@@ -227,11 +227,8 @@ class SQLStore(CartStore):
             if conn.dialect.name == "sqlite":
                 # SQLite ignores FOR UPDATE and pysqlite begins no transaction for a SELECT:
                 # a no-op UPDATE takes the write lock first, so the read cannot go stale.
-                t = self.table
-                conn.execute(sa.update(t).where(self._where(key)).values(version=t.c.version))
-            return conn.execute(
-                sa.select(self.table).where(self._where(key)).with_for_update()
-            ).one_or_none()
+                dialects.by_key(conn, self.table, "touch", key)
+            return dialects.by_key(conn, self.table, "lock", key).one_or_none()
         values = {
             "identifier": key.identifier,
             "instance": key.instance,
@@ -300,7 +297,7 @@ class SQLStore(CartStore):
                 )
             if fresh:
                 values["created_at"] = now
-            conn.execute(sa.update(self.table).where(self.table.c.id == row.id).values(values))
+            dialects.update_row(conn, self.table, row.id, values)
             written = CartState(
                 lines=dict(lines),
                 version=row.version + 1,
@@ -320,7 +317,7 @@ class SQLStore(CartStore):
 
     def load(self, key: CartKey) -> CartState:
         def work(conn: Connection) -> CartState:
-            row = conn.execute(sa.select(self.table).where(self._where(key))).one_or_none()
+            row = dialects.by_key(conn, self.table, "read", key).one_or_none()
             return self._decode(row, self.clock())
 
         return self._run(work)

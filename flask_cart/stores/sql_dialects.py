@@ -96,30 +96,70 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.astimezone(timezone.utc)
 
 
-def upsert_and_lock(conn: Connection, table: sa.Table, values: dict[str, Any]) -> Any:
-    """Insert the row when missing, lock it, return it (None: it vanished; try again)."""
+def _statements(table: sa.Table, dialect: str) -> dict[str, Any]:
+    """The change path's statements on `table`, built once per dialect: executed with their
+    values as parameters, each hits SQLAlchemy's compiled cache without being rebuilt."""
+    cache: dict[str, dict[str, Any]] = table.info.setdefault("flask_cart.statements", {})
+    built = cache.get(dialect)
+    if built is not None:
+        return built
     c = table.c
-    dialect = conn.dialect.name
+    by_key = sa.and_(
+        c.identifier == sa.bindparam("key_identifier"), c.instance == sa.bindparam("key_instance")
+    )
+    built = {
+        "update": sa.update(table).where(c.id == sa.bindparam("row_id")),
+        "read": sa.select(table).where(by_key),
+        "lock": sa.select(table).where(by_key).with_for_update(),
+        # SQLite's write lock before a read (a no-op UPDATE): see SQLStore._lock_row.
+        "touch": sa.update(table).where(by_key).values(version=c.version),
+    }
     if dialect in ("postgresql", "sqlite"):
         module = sa.dialects.postgresql if dialect == "postgresql" else sa.dialects.sqlite
-        stmt = module.insert(table).values(values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[c.identifier, c.instance], set_={"version": c.version}
+        built["upsert"] = (
+            module.insert(table)
+            .on_conflict_do_update(
+                index_elements=[c.identifier, c.instance], set_={"version": c.version}
+            )
+            .returning(*c)
         )
-        return conn.execute(stmt.returning(*c)).one()
-    where = sa.and_(c.identifier == values["identifier"], c.instance == values["instance"])
+    elif dialect in MYSQL:
+        built["upsert"] = sa.dialects.mysql.insert(table).on_duplicate_key_update(version=c.version)
+    else:
+        built["upsert"] = sa.insert(table)
+    cache[dialect] = built
+    return built
+
+
+def by_key(conn: Connection, table: sa.Table, name: str, key: Any) -> Any:
+    """Run the statement `name` ("read", "lock" or "touch") on the row of CartKey `key`."""
+    params = {"key_identifier": key.identifier, "key_instance": key.instance}
+    return conn.execute(_statements(table, conn.dialect.name)[name], params)
+
+
+def update_row(conn: Connection, table: sa.Table, row_id: Any, values: dict[str, Any]) -> None:
+    """``UPDATE table SET <values> WHERE id = row_id``."""
+    conn.execute(_statements(table, conn.dialect.name)["update"], {**values, "row_id": row_id})
+
+
+def upsert_and_lock(conn: Connection, table: sa.Table, values: dict[str, Any]) -> Any:
+    """Insert the row when missing, lock it, return it (None: it vanished; try again)."""
+    dialect = conn.dialect.name
+    statements = _statements(table, dialect)
+    if dialect in ("postgresql", "sqlite"):
+        return conn.execute(statements["upsert"], values).one()
     if dialect in MYSQL:
-        insert = sa.dialects.mysql.insert(table).values(values)
-        conn.execute(insert.on_duplicate_key_update(version=c.version))
+        conn.execute(statements["upsert"], values)
     else:
         # Elsewhere: insert in a savepoint; a duplicate key means the row is there.
         try:
             with conn.begin_nested():
-                conn.execute(sa.insert(table).values(values))
+                conn.execute(statements["upsert"], values)
         except sa.exc.IntegrityError:
             pass
     # A row deleted between the two statements reads as None: the caller retries.
-    return conn.execute(sa.select(table).where(where).with_for_update()).one_or_none()
+    params = {"key_identifier": values["identifier"], "key_instance": values["instance"]}
+    return conn.execute(statements["lock"], params).one_or_none()
 
 
 def own_engine_options(url: sa.URL, timeout: float) -> dict[str, Any]:
@@ -184,17 +224,18 @@ def prepare_engine(engine: Engine) -> None:
         _prepared.add(engine)
 
 
+#: PostgreSQL: both timeouts for the current transaction only (built once).
+_SET_TIMEOUTS = sa.select(
+    sa.func.set_config("statement_timeout", sa.bindparam("ms", type_=sa.String()), True),
+    sa.func.set_config("lock_timeout", sa.bindparam("ms", type_=sa.String()), True),
+)
+
+
 def bound_transaction(conn: Connection, seconds: float) -> None:
     """Bound the statements and lock waits of the transaction just begun on `conn`."""
     dialect = conn.dialect
     if dialect.name == "postgresql":
-        ms = str(max(1, int(seconds * 1000)))
-        conn.execute(
-            sa.select(
-                sa.func.set_config("statement_timeout", ms, True),
-                sa.func.set_config("lock_timeout", ms, True),
-            )
-        )
+        conn.execute(_SET_TIMEOUTS, {"ms": str(max(1, int(seconds * 1000)))})
     elif dialect.name in MYSQL and getattr(dialect, "is_mariadb", False):
         conn.execution_options(**{LIMIT_OPTION: seconds})
 
