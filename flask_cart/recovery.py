@@ -16,7 +16,7 @@ retry finds the same sealed state and finishes the work, or finds the marker in 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -68,7 +68,14 @@ def recovery_url(
     Inside a request the URL names the request's host; outside one (the CLI) it needs
     ``SERVER_NAME`` (and ``PREFERRED_URL_SCHEME``).
     """
+    _check_instance(manager.settings().instances, instance)
+    recovery_payload(identifier, instance)  # a bad identifier is refused before max_age
     return recovery_links(manager, max_age)(identifier, instance)
+
+
+def _check_instance(instances: Sequence[str], instance: str) -> None:
+    if instance not in instances:
+        raise InvalidInstance(f"unknown cart instance {instance!r}; one of: {', '.join(instances)}")
 
 
 def recovery_links(
@@ -92,10 +99,7 @@ def recovery_links(
     )
 
     def make(identifier: str, instance: str = "cart") -> str:
-        if instance not in instances:
-            raise InvalidInstance(
-                f"unknown cart instance {instance!r}; one of: {', '.join(instances)}"
-            )
+        _check_instance(instances, instance)
         return before + token_of(recovery_payload(identifier, instance)) + after
 
     return make

@@ -107,6 +107,12 @@ def delete_prefix(client: Any, prefix: str) -> None:
         client.delete(*batch)
 
 
+def drop_store_tables(store: SQLStore, engine: sa.Engine) -> None:
+    """Drop a test store's carts table and the claims table ``flask cart abandoned`` made."""
+    store.abandoned_table.drop(engine, checkfirst=True)
+    store.table.drop(engine, checkfirst=True)
+
+
 @pytest.fixture
 def make_store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
     """Factory: make_store(kind) -> a fresh, empty store of that kind."""
@@ -123,7 +129,7 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
             engine = request.getfixturevalue(SERVER_ENGINES[kind])
             store = SQLStore(engine, table_name=name)
             store.create_all()
-            cleanups.append(lambda t=store.table, e=engine: t.drop(e, checkfirst=True))
+            cleanups.append(lambda s=store, e=engine: drop_store_tables(s, e))
         elif kind == "redis":
             client = request.getfixturevalue("redis_client")
             store = RedisStore(client, prefix=f"{name}:")

@@ -176,6 +176,117 @@ def test_a_run_stopped_after_a_batch_claimed_that_batch_only(store: CartStore) -
     assert {r.key.identifier for r in first}.isdisjoint(i for i, _ in later)
 
 
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ],
+)
+def test_an_app_s_flask_sqlalchemy_db_is_used_from_the_read_ahead(
+    make_store: Any, kind: str
+) -> None:
+    """With ``CartManager(app, db=db)`` the store's engine is ``db.engine``, which needs
+    the app context: the read-ahead thread runs in a copy of the caller's."""
+    from flask_sqlalchemy import SQLAlchemy
+
+    store = make_store(kind)
+
+    from flask_cart import CartManager
+
+    for i in range(7):
+        put(store, f"c{i}", age=(2 + i) * HOUR)
+    app = Flask(__name__)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=store.engine.url.render_as_string(hide_password=False),
+        CART_TABLE_NAME=store.table.name,
+        SERVER_NAME="shop.test",
+        SECRET_KEY="abandoned-tests",
+    )
+    db = SQLAlchemy(app)
+    carts = CartManager(app, db=db)
+    try:
+        with app.app_context():
+            assert len(carts.abandoned_reports(["1h"])) == 7
+        result = app.test_cli_runner().invoke(
+            args=["cart", "abandoned", "--json", "--stage", "1h", "--batch-size", "2"]
+        )
+        assert result.exit_code == 0, (result.output, result.exception)
+        assert len([line for line in result.stdout.splitlines() if line.startswith("{")]) == 7
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_a_dry_run_lists_each_batch_as_it_is_when_its_turn_comes(store: CartStore) -> None:
+    """Carts changed after the first batch was handed over are no longer due: a dry run
+    does not list them as an earlier read saw them."""
+    keys = [put(store, f"c{i:02}", age=(2 + i) * HOUR) for i in range(12)]
+    run = run_abandoned(store, stages=[parse_stage("1h")], batch_size=3, dry_run=True)
+    first = next(run)
+    listed = {r.key.identifier for r in first}
+    for key in keys:
+        if key.identifier not in listed:
+            store.add(key, Line("sku-2", 1, "1.00"), owner=Owner(None, ttl=YEAR), limits=Limits())
+    rest = [r for b in run for r in b]
+    assert rest == [], [r.key.identifier for r in rest]
+
+
+def test_a_redis_client_decoding_with_its_own_encoding(make_store: Any) -> None:
+    """The claim script's answer counts bytes: a client decoding responses as latin-1
+    gets its cart back whole, as it wrote it."""
+    import redis
+
+    base = make_store("redis")
+    options = base.client.connection_pool.connection_kwargs
+    client = redis.Redis(
+        host=options["host"],
+        port=options["port"],
+        db=options.get("db", 0),
+        decode_responses=True,
+        encoding="latin-1",
+    )
+    store = RedisStore(client, prefix=base.prefix)  # the base store's prefix: cleaned up
+    key = CartKey("é-guest")
+    store.add(
+        key,
+        Line("sku-é", 1, "9.99", {"name": "Café"}),
+        owner=Owner(None, ttl=YEAR),
+        limits=Limits(),
+    )
+    age_cart(store, key, 2 * HOUR)
+    try:
+        (found,) = [r for b in run_abandoned(store, stages=STAGES) for r in b]
+    finally:
+        client.close()
+    assert found.key == key
+    assert found.state.lines["sku-é"].extra == {"name": "Café"}
+
+
+@pytest.mark.postgres
+def test_a_locked_table_fails_the_run_within_the_store_timeout(make_store: Any) -> None:
+    """The walk's SELECT is bounded like a change: a table another session holds locked
+    fails the run with StoreUnavailable after CART_STORE_TIMEOUT, it never hangs."""
+    import time
+
+    import sqlalchemy as sa
+
+    from flask_cart.errors import StoreUnavailable
+
+    store = make_store("postgres")
+    put(store, "a", age=2 * HOUR)
+    with store.engine.connect() as locker:
+        locker.execute(sa.text(f'LOCK TABLE "{store.table.name}" IN ACCESS EXCLUSIVE MODE'))
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            report(store)
+        waited = time.monotonic() - started
+        locker.rollback()
+    assert waited < store.timeout + 3, waited
+    assert report(store) == [("a", "1h")]
+
+
 def test_report_carries_the_cart_and_a_stable_id(store: CartStore) -> None:
     key = put(store, "a", age=2 * HOUR, customer="c-9")
     (first,) = [r for b in run_abandoned(store, stages=STAGES, dry_run=True) for r in b]

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask_cart import Cart
 from flask_cart.errors import StoreUnavailable
 from flask_cart.stores.sql import SQLStore
-from tests.conftest import MARIADB_URL, POSTGRES_URL, SERVER_ENGINES, test_name
+from tests.conftest import MARIADB_URL, POSTGRES_URL, SERVER_ENGINES, drop_store_tables, test_name
 
 UTC = timezone.utc
 
@@ -40,7 +40,7 @@ def own_table(request: pytest.FixtureRequest) -> Any:
     stores: list[SQLStore] = []
     yield stores.append
     for store in stores:
-        store.table.drop(store.engine, checkfirst=True)
+        drop_store_tables(store, store.engine)
         store.engine.dispose()
 
 

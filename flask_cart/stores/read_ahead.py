@@ -9,6 +9,7 @@ a time, so a run killed half-way still leaves at most one batch claimed and unse
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Iterator
@@ -22,9 +23,9 @@ POLL_SECONDS = 0.05
 
 def read_ahead(batches: Iterator[T], depth: int = 1) -> Iterator[T]:
     """What `batches` yields, in order, with up to `depth` batches fetched ahead in a
-    daemon thread. An exception raised by `batches` is raised here, after the batches
-    before it; closing this generator stops the thread (and closes `batches`) at its
-    next batch."""
+    daemon thread that runs in a copy of the caller's context. An exception raised by
+    `batches` is raised here, after the batches before it; closing this generator stops
+    the thread (and closes `batches`) at its next batch."""
     ahead: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -50,7 +51,12 @@ def read_ahead(batches: Iterator[T], depth: int = 1) -> Iterator[T]:
             if close is not None:
                 close()
 
-    thread = threading.Thread(target=fill, name="flask-cart-read-ahead", daemon=True)
+    # The caller's context variables (Flask's app context among them: an engine from
+    # Flask-SQLAlchemy's ``db.engine`` needs ``current_app``) go with the thread.
+    context = contextvars.copy_context()
+    thread = threading.Thread(
+        target=context.run, args=(fill,), name="flask-cart-read-ahead", daemon=True
+    )
     thread.start()
     try:
         while True:

@@ -88,9 +88,24 @@ def records(answer: bytes) -> Iterator[tuple[bytes, int, bytes]]:
         pos = packed_end
 
 
-def _raw(answer: Any) -> bytes:
-    """A script's string answer as bytes (a client may decode responses)."""
-    return answer.encode() if isinstance(answer, str) else bytes(answer)
+class _Wire:
+    """The client's encoding: the claim script's answer counts the server's bytes, so a
+    client that decodes responses has its string turned back into bytes, and each part
+    decoded again, with its own encoding."""
+
+    def __init__(self, client: Any) -> None:
+        encoder = client.get_encoder() if hasattr(client, "get_encoder") else None
+        self.decodes = bool(getattr(encoder, "decode_responses", False))
+        self.encoding = getattr(encoder, "encoding", "utf-8")
+        self.errors = getattr(encoder, "encoding_errors", "strict")
+
+    def raw(self, answer: Any) -> bytes:
+        if isinstance(answer, str):
+            return answer.encode(self.encoding, self.errors)
+        return bytes(answer)
+
+    def text(self, part: bytes) -> Any:
+        return part.decode(self.encoding, self.errors) if self.decodes else part
 
 
 def key_of(store: RedisStore, raw: Any) -> CartKey:
@@ -119,6 +134,7 @@ def claim_abandoned(
     ]
     mode = "peek" if dry_run else "claim"
     client = store.client
+    wire = _Wire(client)
     per_key = is_cluster(client)
     sha = ""
     left = limit
@@ -132,7 +148,7 @@ def claim_abandoned(
             with client.pipeline(transaction=False) as pipe:
                 for key in keys:
                     pipe.execute_command("EVAL", CLAIM_SCRIPT, 1, key, *args)
-                return [r for answer in pipe.execute() for r in records(_raw(answer))]
+                return [r for answer in pipe.execute() for r in records(wire.raw(answer))]
         if not sha:
             sha = client.script_load(CLAIM_SCRIPT)
         try:
@@ -140,7 +156,7 @@ def claim_abandoned(
         except NoScriptError:
             sha = client.script_load(CLAIM_SCRIPT)
             answer = client.evalsha(sha, len(keys), *keys, *args)
-        return list(records(_raw(answer)))
+        return list(records(wire.raw(answer)))
 
     def batches() -> Iterator[list[Any]]:
         batch: list[Any] = []
@@ -170,9 +186,9 @@ def claim_abandoned(
                 answer = call(keys, most)
             found = []
             for raw_key, seconds, packed in answer:
-                key = key_of(store, raw_key)
+                key = key_of(store, wire.text(raw_key))
                 stage = by_seconds[seconds]
-                state = decode(packed)
+                state = decode(wire.text(packed))
                 found.append(AbandonedCart(key, state, stage, report_id(key, state, stage)))
             if left is not None:
                 left -= len(found)

@@ -25,9 +25,11 @@ keyset pagination on ``(updated_at, id)``, `batch_size` rows at a time. Per batc
    the token. Those, and only those, are this run's reports. Two runs at once race on
    the primary key and one wins each report.
 
-The walk's SELECTs read one batch ahead in a thread (flask_cart.stores.read_ahead, not
-on SQLite), so the next read overlaps the reports of the current batch; the claims stay
-one batch at a time. Memory holds three batches at most, whatever the table size.
+The walk's SELECTs read one batch ahead in a thread (flask_cart.stores.read_ahead; not on
+SQLite, nor in a dry run, which lists each batch as it is when its turn comes), so the next
+read overlaps the reports of the current batch; the claims stay one batch at a time. Each
+SELECT is one bounded transaction, as a change is. Memory holds three batches at most,
+whatever the table size.
 """
 
 from __future__ import annotations
@@ -113,8 +115,10 @@ def claim_abandoned(
     run = uuid.uuid4().hex
     left = limit
     walks = _walks(store, stages, now, batch_size)
-    # SQLite is in-process (nothing to overlap) and may share one connection across threads.
-    for stage, batch in walks if store.engine.dialect.name == "sqlite" else read_ahead(walks):
+    # SQLite is in-process (nothing to overlap) and may share one connection across threads;
+    # a dry run lists each batch as it is when its turn comes, not as read a batch earlier.
+    ahead = not dry_run and store.engine.dialect.name != "sqlite"
+    for stage, batch in read_ahead(walks) if ahead else walks:
         due = _unclaimed(store, batch, stage, now)
         if left is not None:
             due = due[:left]
@@ -174,14 +178,22 @@ def _walk(
                 sa.or_(c.updated_at > after[0], c.id > after[1]),
             )
         stmt = stmt.order_by(c.updated_at, c.id).limit(size)
-        with store._errors(), store.engine.connect() as conn:
-            rows = list(conn.execute(stmt).all())
+        # One bounded transaction (statement and lock timeouts, the client-side watchdog):
+        # a table locked by another session or a frozen server fails the run, never hangs it.
+        rows = sql_calls.run(store.engine, store.timeout, _all_rows(stmt))
         if not rows:
             return
         yield rows
         if len(rows) < size:
             return
         after = (rows[-1].updated_at, rows[-1].id)
+
+
+def _all_rows(stmt: sa.Select[Any]) -> Any:
+    def work(conn: Connection) -> list[Any]:
+        return list(conn.execute(stmt).all())
+
+    return work
 
 
 def _unclaimed(

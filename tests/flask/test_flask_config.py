@@ -19,7 +19,14 @@ from flask_cart.config import DEFAULTS
 from flask_cart.stores.base import CartKey
 from flask_cart.stores.redis import RedisStore
 from flask_cart.stores.sql import SQLStore
-from tests.conftest import MARIADB_URL, POSTGRES_URL, SERVER_ENGINES, delete_prefix, test_name
+from tests.conftest import (
+    MARIADB_URL,
+    POSTGRES_URL,
+    SERVER_ENGINES,
+    delete_prefix,
+    drop_store_tables,
+    test_name,
+)
 from tests.flask.shop import FLASK_REDIS_URL, PRODUCTS, add, guest_id_of
 
 CONTRACT_DEFAULTS = {
@@ -134,6 +141,7 @@ def test_flask_sqlalchemy_db(tmp_path, backend, request):
             assert store.load(CartKey(guest_id_of(client))).lines["sku-1"].quantity == 2
     finally:
         with app.app_context():
+            db.metadata.tables[f"{table}_abandoned"].drop(db.engine, checkfirst=True)
             db.metadata.tables[table].drop(db.engine, checkfirst=True)
             db.engine.dispose()
 
@@ -152,7 +160,7 @@ def test_database_uri_and_create_tables(tmp_path, backend, request):
         client = app.test_client()
         assert add(client, "sku-1").status_code == 200
     finally:
-        store.table.drop(server_engine, checkfirst=True)
+        drop_store_tables(store, server_engine)
         store.engine.dispose()
 
 

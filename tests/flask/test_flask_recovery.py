@@ -73,6 +73,23 @@ def test_recovery_url_refuses_an_unknown_instance(app: Flask, carts: CartManager
         carts.recovery_url(GUEST, instance="basket")
 
 
+def test_recovery_url_names_a_bad_cart_before_a_bad_max_age_or_a_missing_host(
+    cart_store: CartStore, products: dict[str, Any]
+) -> None:
+    """The cart's own faults come first: an unknown instance, then an identifier no link
+    can name, then max_age, then the missing SERVER_NAME."""
+    app, carts = build_app(cart_store, products)
+    with app.app_context():  # no request, no SERVER_NAME
+        with pytest.raises(InvalidInstance):
+            carts.recovery_url("nobody", instance="basket", max_age=0)
+        with pytest.raises(InvalidInput):
+            carts.recovery_url("nobody", max_age=0)
+        with pytest.raises(ValueError, match="max_age"):
+            carts.recovery_url(GUEST, max_age=0)
+        with pytest.raises(RuntimeError, match="SERVER_NAME"):
+            carts.recovery_url(GUEST)
+
+
 # -- opening a recovery link -------------------------------------------------------------------
 
 NAVIGATE = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document", "Sec-Fetch-Site": "none"}
