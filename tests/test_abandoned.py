@@ -265,15 +265,19 @@ def test_a_redis_client_decoding_with_its_own_encoding(make_store: Any) -> None:
 
 
 @pytest.mark.postgres
-def test_a_locked_table_fails_the_run_within_the_store_timeout(make_store: Any) -> None:
+def test_a_locked_table_fails_the_run_within_the_walk_timeout(
+    make_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The walk's SELECT is bounded like a change: a table another session holds locked
-    fails the run with StoreUnavailable after CART_STORE_TIMEOUT, it never hangs."""
+    fails the run with StoreUnavailable after WALK_TIMEOUT (2 s here), it never hangs."""
     import time
 
     import sqlalchemy as sa
 
     from flask_cart.errors import StoreUnavailable
+    from flask_cart.stores import sql_abandoned
 
+    monkeypatch.setattr(sql_abandoned, "WALK_TIMEOUT", 2.0)
     store = make_store("postgres")
     put(store, "a", age=2 * HOUR)
     with store.engine.connect() as locker:

@@ -28,8 +28,8 @@ keyset pagination on ``(updated_at, id)``, `batch_size` rows at a time. Per batc
 The walk's SELECTs read one batch ahead in a thread (flask_cart.stores.read_ahead; not on
 SQLite, nor in a dry run, which lists each batch as it is when its turn comes), so the next
 read overlaps the reports of the current batch; the claims stay one batch at a time. Each
-SELECT is one bounded transaction, as a change is. Memory holds three batches at most,
-whatever the table size.
+SELECT is one bounded transaction (WALK_TIMEOUT), as a change is. Memory holds three
+batches at most, whatever the table size.
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 
 #: The claim transaction of one batch may take longer than one change (CART_STORE_TIMEOUT).
 CLAIM_TIMEOUT = 30.0
+#: One batch's SELECT, fetched and decoded by the driver in the read-ahead thread, shares
+#: the interpreter with the reports being sent: it may take longer than one change.
+WALK_TIMEOUT = 30.0
 #: Report ids per SELECT of the claims won (SQLite before 3.32 allows 999 parameters).
 CHUNK = 500
 
@@ -180,7 +183,7 @@ def _walk(
         stmt = stmt.order_by(c.updated_at, c.id).limit(size)
         # One bounded transaction (statement and lock timeouts, the client-side watchdog):
         # a table locked by another session or a frozen server fails the run, never hangs it.
-        rows = sql_calls.run(store.engine, store.timeout, _all_rows(stmt))
+        rows = sql_calls.run(store.engine, max(store.timeout, WALK_TIMEOUT), _all_rows(stmt))
         if not rows:
             return
         yield rows
