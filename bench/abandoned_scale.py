@@ -40,7 +40,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cleanup_scale import delete_redis  # noqa: E402  (bench/ is the script's folder)
+from leftovers import delete_prefix, drop_tables  # noqa: E402  (bench/ is the script's folder)
 
 from flask_cart.lines import Line, lines_to_json  # noqa: E402
 from flask_cart.stores.base import CartKey  # noqa: E402
@@ -192,9 +192,7 @@ def bench_postgres(carts: int, batch_size: int) -> dict[str, Any]:
         result["again"] = run_flask(args, env)
         return result
     finally:
-        store.abandoned_table.drop(engine, checkfirst=True)
-        store.table.drop(engine, checkfirst=True)
-        engine.dispose()
+        drop_tables(store)
 
 
 # --- Redis ---------------------------------------------------------------------------------------
@@ -241,7 +239,7 @@ def bench_redis(carts: int, batch_size: int) -> dict[str, Any]:
         result["again"] = run_flask(args, env)
         return result
     finally:
-        delete_redis(client, prefix)
+        delete_prefix(client, prefix)
         client.close()
 
 

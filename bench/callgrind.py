@@ -22,5 +22,7 @@ def instructions(script: str, *args: str) -> int:
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     match = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode or match is None:
-        raise RuntimeError(done.stderr[-1500:])
+        lines = done.stderr.splitlines()
+        said = [ln for ln in lines if ln.startswith(("icount:", "Traceback")) or "Error" in ln]
+        raise RuntimeError(f"rc={done.returncode} " + (" | ".join(said[-4:]) or done.stderr[-400:]))
     return int(match.group(1))

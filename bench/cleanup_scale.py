@@ -41,6 +41,8 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from leftovers import delete_prefix, drop_tables  # noqa: E402  (bench/ is the script's folder)
+
 from flask_cart.lines import Line, lines_to_json  # noqa: E402
 from flask_cart.stores.base import CartKey  # noqa: E402
 from flask_cart.stores.redis import RedisStore, encode_line  # noqa: E402
@@ -162,8 +164,7 @@ def bench_postgres(expired: int, live: int, batch_size: int) -> dict[str, Any]:
         result["after"] = count_postgres(engine, store.table)
         return result
     finally:
-        store.table.drop(engine, checkfirst=True)
-        engine.dispose()
+        drop_tables(store)
 
 
 # --- Redis ---------------------------------------------------------------------------------------
@@ -215,17 +216,6 @@ def count_redis(store: RedisStore) -> dict[str, int]:
     return counts
 
 
-def delete_redis(client: Any, prefix: str) -> None:
-    batch = []
-    for key in client.scan_iter(match=f"{prefix}*", count=5000):
-        batch.append(key)
-        if len(batch) >= 5000:
-            client.unlink(*batch)
-            batch.clear()
-    if batch:
-        client.unlink(*batch)
-
-
 def bench_redis(expired: int, live: int, batch_size: int) -> dict[str, Any]:
     prefix = f"fc_bench_cleanup_{uuid.uuid4().hex[:8]}:"
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=60)
@@ -246,7 +236,7 @@ def bench_redis(expired: int, live: int, batch_size: int) -> dict[str, Any]:
         result["after"] = count_redis(store)
         return result
     finally:
-        delete_redis(client, prefix)
+        delete_prefix(client, prefix)
         client.close()
 
 

@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 import callgrind  # noqa: E402
-from apps import PRODUCTS, drop_tables, make_app  # noqa: E402
+from apps import PRODUCTS, clean_up, make_app  # noqa: E402
 from flask import request  # noqa: E402
 
 from flask_cart.catalog import Catalog  # noqa: E402
@@ -48,7 +48,7 @@ PARTS = {
 
 def setup() -> tuple[dict[str, Callable[[], object]], Callable[[], None]]:
     """The parts, ready to repeat, and what removes the bench's keys afterwards."""
-    app = make_app("flask-cart(redis)")
+    app = make_app("flask-cart(redis)", counting=True)
     bare = make_app("bare").test_client()
     client = app.test_client()
     for i in range(10):
@@ -95,7 +95,7 @@ def setup() -> tuple[dict[str, Callable[[], object]], Callable[[], None]]:
 
     def done() -> None:
         ctx.pop()
-        drop_tables(app)
+        clean_up(app)
 
     return parts, done
 

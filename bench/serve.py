@@ -1,14 +1,17 @@
 """Real servers: each app of bench/apps.py under gunicorn (2 sync workers), loaded by wrk.
 
-Every app is started at once on its own loopback port; then rounds of short wrk runs
+By default Flask-Session, the fair peer and flask-cart on Redis and PostgreSQL. Each app's
+tables are created once, before its workers start (two workers creating them at once
+collide). Every app is started at once on its own loopback port; then rounds of short wrk runs
 (16 connections, 3 s) go over every app and scenario in a shuffled order, so the drift of
 a shared, noisy machine hits all of them alike. Medians over the rounds are reported as
 requests per second and as ratios to Flask-Session's; an unloaded run (1 connection) gives
 median latencies. Before each run the client's cookies are refreshed (a 10-line cart, a
-fresh sync snapshot). Everything is bounded: `--rounds` rounds, then the servers are
-stopped and the bench's tables and keys removed.
+fresh sync snapshot); a non-2xx answer fails the run. Everything is bounded: `--rounds`
+rounds, then the servers are stopped and the bench's tables and keys removed. On a shared
+machine the ratios move from run to run: compare runs made side by side.
 
-    .venv/bin/python bench/serve.py                 # 3 rounds, about 5 minutes
+    .venv/bin/python bench/serve.py                 # 3 rounds, about 4 minutes
     .venv/bin/python bench/serve.py --rounds 1 'flask-cart(redis)' 'flask-session(redis)'
 """
 
@@ -33,9 +36,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from apps import NAMES, drop_tables, make_app  # noqa: E402
+from apps import NAMES, PAGE_ONLY, clean_up, make_app  # noqa: E402
+from flask import Flask  # noqa: E402
 
-DEFAULT_APPS = [n for n in NAMES if n != "bare+session"]
+DEFAULT_APPS = [
+    "flask-session(redis)",
+    "fair-peer(redis)",
+    "flask-cart(redis)",
+    "flask-cart(postgres)",
+]
 SCENARIOS = ("page", "view", "add")
 BASE_PORT = 18100
 ADD_SCRIPT = """
@@ -50,8 +59,9 @@ end
 """
 
 
-def start(name: str, port: int, table: str) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, BENCH_APP=name, BENCH_TABLE=table)
+def start(name: str, port: int, tag: str) -> subprocess.Popen[bytes]:
+    """gunicorn serving `name` under `tag`; its tables must exist already (see main)."""
+    env = dict(os.environ, BENCH_APP=name, BENCH_TAG=tag)
     command = [
         str(Path(sys.executable).with_name("gunicorn")),
         "--workers",
@@ -83,7 +93,7 @@ def cookies_for(name: str, port: int) -> str:
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
     base = f"http://127.0.0.1:{port}"
-    if not name.startswith("bare"):
+    if name not in PAGE_ONLY:
         for i in range(10):
             body = json.dumps({"product_id": f"p{i}", "quantity": 1}).encode()
             request = urllib.request.Request(
@@ -123,17 +133,22 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/serve.py needs wrk: apt-get install wrk")
-    table = f"bench_{os.getpid()}"
+    unknown = [name for name in args.apps if name not in NAMES]
+    if unknown:
+        parser.error(f"unknown app {unknown[0]!r}; one of {', '.join(NAMES)}")
     ports = {name: BASE_PORT + i for i, name in enumerate(args.apps)}
-    servers = {
-        name: start(name, port, f"{table}_{i}") for i, (name, port) in enumerate(ports.items())
-    }
+    tags = {name: f"bench_{os.getpid()}_{i}" for i, name in enumerate(args.apps)}
+    apps: dict[str, Flask] = {}
+    servers: dict[str, subprocess.Popen[bytes]] = {}
     loaded: dict[tuple[str, str], list[float]] = {}
     unloaded: dict[tuple[str, str], list[float]] = {}
     try:
+        for name, port in ports.items():
+            apps[name] = make_app(name, tags[name])  # its tables, before its workers start
+            servers[name] = start(name, port, tags[name])
         for port in ports.values():
             wait_up(port)
-        runs = [(n, s) for n in args.apps for s in SCENARIOS if not (n == "bare" and s != "page")]
+        runs = [(n, s) for n in args.apps for s in SCENARIOS if s == "page" or n not in PAGE_ONLY]
         for _ in range(args.rounds):
             random.shuffle(runs)
             for name, scenario in runs:
@@ -148,14 +163,16 @@ def main() -> None:
             os.killpg(server.pid, signal.SIGTERM)
         for server in servers.values():
             server.wait(timeout=30)
-        for i, name in enumerate(ports):
-            if name.startswith("flask-cart"):
-                os.environ["BENCH_TABLE"] = f"{table}_{i}"
-                drop_tables(make_app(name))
+        for app in apps.values():
+            clean_up(app)
     report(args, loaded, unloaded)
 
 
-def report(args: argparse.Namespace, loaded: dict, unloaded: dict) -> None:  # type: ignore[type-arg]
+def report(
+    args: argparse.Namespace,
+    loaded: dict[tuple[str, str], list[float]],
+    unloaded: dict[tuple[str, str], list[float]],
+) -> None:
     rps = {k: statistics.median(v) for k, v in loaded.items()}
     p50 = {k: statistics.median(v) for k, v in unloaded.items()}
     print(
@@ -171,12 +188,14 @@ def report(args: argparse.Namespace, loaded: dict, unloaded: dict) -> None:  # t
             else:
                 cells += f"{'-':>13}{'-':>13}"
         print(f"{name:24}{cells}")
-    peer = ("flask-session(redis)", "add")
-    if peer in rps:
-        print("\nadds per second, ratio to Flask-Session's:")
+    peers = [p for p in ("flask-session(redis)", "fair-peer(redis)") if (p, "add") in rps]
+    if peers:
+        print("\nadds per second, ratio to " + " and to ".join(peers))
+        print("(on a shared machine rates and ratios move from run to run: compare side by side)")
         for name in args.apps:
-            if name.startswith("flask-cart") and (name, "add") in rps:
-                print(f"  {name}: {rps[name, 'add'] / rps[peer]:.2f}x")
+            if name not in peers and (name, "add") in rps:
+                ratios = [f"{rps[name, 'add'] / rps[p, 'add']:.2f}x" for p in peers]
+                print(f"  {name}: {'  '.join(ratios)}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""WSGI entry of the real-server bench: ``BENCH_APP`` names one app of bench/apps.py."""
+"""WSGI entry of the real-server bench: ``BENCH_APP`` names one app of bench/apps.py,
+``BENCH_TAG`` what it writes under (bench/serve.py created its tables already)."""
 
 from __future__ import annotations
 
@@ -10,4 +11,4 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 
 from apps import make_app  # noqa: E402
 
-app = make_app(os.environ["BENCH_APP"])
+app = make_app(os.environ["BENCH_APP"], os.environ["BENCH_TAG"], create=False)

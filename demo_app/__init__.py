@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 from flask_login import LoginManager
+from flask_mail import Mail
 from flask_wtf.csrf import CSRFProtect
 
 from flask_cart import CartManager
@@ -25,6 +26,7 @@ login_manager.login_message = "Please log in to continue."
 login_manager.login_message_category = "info"
 csrf = CSRFProtect()
 carts = CartManager()
+mail = Mail()
 
 
 @login_manager.user_loader
@@ -33,6 +35,14 @@ def load_user(user_id: str) -> User | None:
         return db.session.get(User, int(user_id))
     except ValueError:
         return None
+
+
+@carts.customer_email
+def customer_email(customer_id: str) -> str | None:
+    """Where a customer's reminder goes (a guest's is the address kept with the cart)."""
+    from .abandoned import customer_email as lookup
+
+    return lookup(customer_id)
 
 
 @carts.product_loader
@@ -58,6 +68,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         # A form's CSRF token lives as long as the browser session, not an hour.
         WTF_CSRF_TIME_LIMIT=None,
         DEMO_SHOP_NAME="Never-Lost Goods",
+        CART_SHOP_NAME="Never-Lost Goods",
+        # The QA page of abandoned carts (addresses, live recovery links): DEMO_QA=1.
+        DEMO_QA=False,
+        # Reminders go to the outbox folder (demo_app.outbox), never to a mail server.
+        MAIL_SUPPRESS_SEND=True,
+        MAIL_DEFAULT_SENDER="Never-Lost Goods <shop@example.com>",
     )
     app.config.update(demo_config.from_environment())
     if config:
@@ -69,6 +85,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     csrf.init_app(app)
     carts.init_app(app, db=db)
+    # RFC 8058's one-click unsubscribe is a POST from the mailbox provider, with no cookie
+    # and no CSRF token: the signed token in its URL is its credential.
+    csrf.exempt(app.view_functions["flask_cart.unsubscribe"])
+    mail.init_app(app)
 
     from . import views
 
@@ -76,6 +96,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from . import abandoned
 
     abandoned.connect(app)
+    from . import outbox
+
+    outbox.connect(app)
 
     if app.config["DEMO_INIT_DB"]:
         with app.app_context():

@@ -6,6 +6,7 @@ JavaScript, static/cart.js sends the same changes to the JSON routes instead.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -14,7 +15,9 @@ import sqlalchemy as sa
 from flask import (
     Blueprint,
     flash,
+    g,
     get_flashed_messages,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -24,9 +27,9 @@ from flask import (
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from flask_cart import CartChanged, CartError, current_cart
+from flask_cart import CartChanged, CartError, LinesUnavailable, current_cart
 
-from . import abandoned, cartview, hooks, status
+from . import abandoned, cartview, elsewhere, hooks, status
 from .forms import CheckoutForm
 from .models import Order, OrderLine, Product, db
 
@@ -36,7 +39,15 @@ GUEST_ORDERS = "demo_guest_orders"
 
 def register(bp: Blueprint) -> None:
     bp.add_url_rule("/basket", "cart", cart_page)
+    bp.add_url_rule("/basket/fresh", "fresh_cart", fresh_cart)
     bp.add_url_rule("/checkout", "checkout", checkout, methods=["GET", "POST"])
+    bp.add_url_rule(
+        "/checkout/remove-unavailable",
+        "remove_unavailable",
+        remove_unavailable,
+        methods=["POST"],
+    )
+    bp.add_url_rule("/basket/save", "save_cart", save_cart, methods=["POST"])
     bp.add_url_rule("/status", "status", status_page)
     abandoned.register(bp)
 
@@ -80,9 +91,42 @@ def flash_price_changes(view: cartview.CartView) -> None:
 
 
 def cart_page() -> str:
+    """The store's cart (not the browser's copy, which may be up to CART_SYNC_SECONDS old),
+    saying what changed on another device since this browser last showed it."""
+    seen = elsewhere.last_seen()
+    read_store()
+    if current_cart.unavailable:  # the browser's last copy: shown, but not to be trusted
+        view = current_view()
+        return render_template("cart.html", cart=view, refused={}, notes=[], unavailable=True)
     view = current_view(with_old_prices=True)
     flash_price_changes(view)
-    return render_template("cart.html", cart=view, refused=refused_changes(view))
+    items = current_cart.get()
+    notes = []
+    if seen is not None:
+        notes = elsewhere.notes(seen[0], seen[1], elsewhere.quantities(items), hooks.product_name)
+    elsewhere.remember(items)
+    return render_template("cart.html", cart=view, refused=refused_changes(view), notes=notes)
+
+
+def read_store() -> None:
+    """Read the cart from the store now (not the browser's copy) for the rest of the page."""
+    current_cart.refresh()
+    g.cart_read = True
+
+
+def fresh_cart() -> Any:
+    """GET /basket/fresh: the store's cart as flask-cart's JSON, for the page's script to
+    read back after a refused change (flask-cart's GET /cart may answer the browser's copy)."""
+    read_store()
+    if current_cart.unavailable:
+        body = {"error": {"code": "store_unavailable", "message": "Your cart is unavailable."}}
+        response = jsonify(body)
+        response.status_code = 503
+    else:
+        elsewhere.remember(current_cart.get())
+        response = jsonify(current_cart.as_json())
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 def refused_changes(view: cartview.CartView) -> dict[str, str]:
@@ -93,7 +137,8 @@ def refused_changes(view: cartview.CartView) -> dict[str, str]:
     line = next((ln for ln in view.lines if ln.product_id == product_id), None)
     if not errors or line is None:
         return {}
-    return {product_id: f"{hooks.readable(errors[-1])}: your cart still has {line.quantity}."}
+    why = hooks.readable(errors[-1]).rstrip(".")
+    return {product_id: f"{why}: your cart still has {line.quantity}."}
 
 
 # -- checkout --------------------------------------------------------------------------
@@ -156,16 +201,37 @@ def fresh_view(error: CartChanged) -> tuple[cartview.CartView, str]:
     return cartview.build(items), str(error.details.get("token", ""))
 
 
+def unavailable_review() -> Any:
+    """The cart store does not answer: say so, and offer no "Place order"."""
+    return render_template("checkout.html", cart=None, form=None, unavailable=True), 503
+
+
 def checkout() -> Any:
     form = CheckoutForm()
     if request.method == "GET" or not form.is_submitted():
-        current_cart.refresh()  # the store's cart: what will be ordered
+        read_store()  # the store's cart: what will be ordered
+        if current_cart.unavailable:
+            return unavailable_review()
         view = current_view(with_old_prices=True)
         if not view.lines:
             flash("Your cart is empty: add something first.", "info")
             return see_other("shop.catalogue")
+        elsewhere.remember(current_cart.get())
         return review(form, view, current_cart.token)
     return place_order(form)
+
+
+def remove_unavailable() -> Response:
+    """POST from the review: drop the lines the shop no longer sells, then review again."""
+    read_store()
+    if current_cart.unavailable:
+        flash("Your cart is unavailable for a moment: nothing was changed.", "cart-error")
+        return see_other("shop.checkout")
+    names = {line.product_id: line.name for line in current_view().lines}
+    for product_id in current_cart.remove_unavailable():
+        name = names.get(product_id, "A product")
+        flash(f"Removed {name} from your cart: it is no longer sold.", "info")
+    return see_other("shop.checkout")
 
 
 def place_order(form: CheckoutForm) -> Any:
@@ -176,13 +242,19 @@ def place_order(form: CheckoutForm) -> Any:
     if guest and not email and not form.email.errors:
         form.email.errors.append("Enter an e-mail address for your order confirmation.")
     if not valid or not email:
-        current_cart.refresh()
+        read_store()
+        if current_cart.unavailable:
+            return unavailable_review()
         view = current_view()
         if not view.lines:
             return see_other("shop.cart")
         return review(form, view, current_cart.token, 422)
 
-    current_cart.refresh()
+    if guest:
+        keep_email(email)
+    read_store()
+    if current_cart.unavailable:
+        return unavailable_review()
     view = current_view()
     if not view.lines:
         flash("Your cart is empty: was it checked out on another device?", "info")
@@ -216,7 +288,7 @@ def place_order(form: CheckoutForm) -> Any:
         )
         if taken.rowcount != 1:
             db.session.rollback()  # sold meanwhile: the review changes
-            current_cart.refresh()
+            read_store()
             return changed_review(form, current_view(), current_cart.token)
     db.session.add(order)
     db.session.flush()
@@ -229,6 +301,12 @@ def place_order(form: CheckoutForm) -> Any:
     except CartChanged as error:
         db.session.rollback()
         return changed_review(form, *fresh_view(error))
+    except LinesUnavailable:
+        # A product left the catalogue since the checks above: nothing ordered; the review
+        # again, offering to remove what is no longer sold.
+        db.session.rollback()
+        read_store()
+        return review(form, current_view(), current_cart.token, 409)
     except Exception:
         db.session.rollback()
         raise
@@ -248,12 +326,42 @@ def place_order(form: CheckoutForm) -> Any:
     return see_other("shop.order", order_id=order.id)
 
 
+def save_cart() -> Response:
+    """The "save my cart" box: keep a guest's address with the cart for a reminder e-mail."""
+    address = request.form.get("email", "")
+    try:
+        kept = current_cart.set_email(address)
+    except CartError as error:
+        if error.status >= 500:
+            raise
+        flash("Please enter a valid e-mail address, like name@example.com.", "error")
+        return see_other("shop.cart")
+    if kept:
+        flash(
+            f"Saved: if you leave your cart, we will send a link to {address.strip()} "
+            "to pick it up again.",
+            "info",
+        )
+    else:
+        flash("Add something to your cart first.", "info")
+    return see_other("shop.cart")
+
+
 def cart_session() -> Any:
     """db.session when the carts live in the shop's database (CART_STORE "sqlalchemy" on
     the app's `db`), else None: `checkout(session=...)` joins only a SQL transaction."""
     from . import carts  # the package imports this module
 
     return db.session if carts.uses_app_db() else None
+
+
+def keep_email(email: str) -> None:
+    """A guest's checkout address goes with the cart: a reminder can reach them if the
+    order is not placed (checkout removes it with the cart)."""
+    # An address the form took but the library does not, or a store that is down: the
+    # order goes on, and the steps below say what the store answers.
+    with contextlib.suppress(CartError):
+        current_cart.set_email(email)
 
 
 def guest_orders() -> list[int]:

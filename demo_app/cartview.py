@@ -23,6 +23,11 @@ def money(value: Decimal | int | str) -> str:
     return f"${Decimal(value).quantize(CENT):,}"
 
 
+def units(quantity: int) -> str:
+    """ "1 item", "2 items"."""
+    return f"{quantity} item" if quantity == 1 else f"{quantity} items"
+
+
 @dataclass
 class Line:
     product_id: str

@@ -7,39 +7,62 @@ receivers here flash what went right. The JSON routes used by JavaScript flash n
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
-from flask import Flask, flash, g, render_template, request
+from flask import Flask, flash, g, get_flashed_messages, render_template, request
 from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
 
 from flask_cart import CartError, StoreUnavailable, current_cart, is_form_post, signals
 
-from .cartview import money
+from . import elsewhere
+from .cartview import money, units
 from .models import Product, db
 
-QUOTED_ID = re.compile(r"'([A-Za-z0-9_.-]{1,64})'")
+QUOTED_ID = re.compile(r"'([A-Za-z0-9_.:-]{1,128})'")
+#: flask-cart's wording of a refusal -> the shop's (applied to the messages it flashes).
+SHOP_WORDS = [
+    (
+        re.compile(r"^quantity is limited to (\d+) per line.*$", re.I),
+        r"You can have at most \1 of one item",
+    ),
+    (
+        re.compile(r"^a cart holds at most (\d+) lines$", re.I),
+        r"Your cart can hold at most \1 different products",
+    ),
+]
+UNKNOWN_PRODUCT = "That product is not sold here any more"
 
 
 def init_app(app: Flask) -> None:
     app.add_template_filter(money, "money")
     app.add_template_filter(readable, "readable")
+    app.add_template_filter(units, "units")
     app.context_processor(lambda: {"cart_badge": cart_badge})
     app.register_error_handler(CSRFError, csrf_error)
     app.register_error_handler(StoreUnavailable, store_unavailable)
-    app.register_error_handler(404, not_found)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(500, server_error)
     signals.cart_merged.connect(merged, app)
     signals.cart_item_added.connect(added, app)
     signals.cart_item_updated.connect(updated, app)
     signals.cart_item_removed.connect(removed, app)
     signals.cart_cleared.connect(cleared, app)
+    signals.cart_checked_out.connect(checked_out, app)
 
 
 def cart_badge() -> int | None:
-    """Units in the request's cart, for the header; None when the store does not answer."""
+    """Units in the request's cart, for the header; None when the store does not answer
+    (the page says "cart unavailable" rather than a number it cannot vouch for)."""
     if "cart_badge" not in g:
         try:
-            g.cart_badge = current_cart.quantity()
+            if not g.get("cart_read") and get_flashed_messages(category_filter=["cart-error"]):
+                # A change was just refused: the browser's copy may be what misled it.
+                current_cart.refresh()
+            quantity = current_cart.quantity()
+            g.cart_badge = None if current_cart.unavailable else quantity
         except CartError:
             g.cart_badge = None
     return g.cart_badge  # type: ignore[no-any-return]
@@ -52,20 +75,33 @@ def cart_settings() -> Any:
     return carts.settings()
 
 
-def product_name(product_id: str) -> str:
+def product_name(product_id: str, unknown: str = "A product") -> str:
+    """The catalogue's name of a product; `unknown` for one it no longer has (a product id
+    is never shown to a shopper)."""
     product = db.session.get(Product, product_id)
-    return product.name if product is not None else product_id
+    return product.name if product is not None else unknown
 
 
 def readable(message: str) -> str:
-    """flask-cart's messages name products by id ("only 3 of 'wool-socks' in stock"):
-    show their names, with a capital first letter."""
+    """flask-cart's messages in the shop's words: products by name, never by id ("only 3
+    of 'wool-socks' in stock" -> "Only 3 of Wool socks in stock"), caps as a shopper says
+    them, and a capital first letter."""
+    text = str(message)
+    for pattern, words in SHOP_WORDS:
+        text = pattern.sub(words, text)
+    unknown = False
 
     def name(found: re.Match[str]) -> str:
+        nonlocal unknown
         product = db.session.get(Product, found.group(1))
-        return product.name if product is not None else found.group(0)
+        if product is None:
+            unknown = True
+            return "that product"
+        return product.name
 
-    text = QUOTED_ID.sub(name, message)
+    text = QUOTED_ID.sub(name, text)
+    if unknown:
+        return UNKNOWN_PRODUCT
     return text[:1].upper() + text[1:]
 
 
@@ -75,6 +111,14 @@ def readable(message: str) -> str:
 def form_post() -> bool:
     """True in a no-JavaScript form post to flask-cart's routes (the JSON routes flash nothing)."""
     return is_form_post()
+
+
+def saw(cart: Any) -> None:
+    """This browser changed its cart: what it holds now is what this browser has seen."""
+    if cart is None or getattr(cart, "instance", "cart") != "cart":
+        return
+    with contextlib.suppress(CartError):
+        elsewhere.remember(cart.get())
 
 
 GUEST_LINES = "demo_guest_lines"
@@ -128,6 +172,7 @@ def merged(
             "warning",
         )
     g.pop("cart_badge", None)
+    saw(cart)
 
 
 def cart_quantity(cart: Any, product_id: str) -> int:
@@ -142,7 +187,7 @@ def why_capped(product_id: str, now: int) -> str:
     if product is not None and product.stock <= now:
         return f"only {product.stock} in stock"
     cap = cart_settings().limits.max_line_quantity
-    return f"at most {cap} per line"
+    return f"you can have at most {cap} of one item"
 
 
 def why_dropped(product_id: str) -> str:
@@ -155,24 +200,37 @@ def why_dropped(product_id: str) -> str:
     return f"a cart holds at most {cap} different products"
 
 
-def added(sender: Any, product_id: str = "", quantity: int = 0, **extra: Any) -> None:
+def added(
+    sender: Any, cart: Any = None, product_id: str = "", quantity: int = 0, **extra: Any
+) -> None:
+    saw(cart)
     if form_post():
-        flash(f"Added {quantity} \u00d7 {product_name(product_id)} to your cart.", "success")
+        # Category "added": the page shows it where the shopper is, with a link to the cart.
+        flash(f"Added {quantity} \u00d7 {product_name(product_id)} to your cart.", "added")
 
 
-def updated(sender: Any, product_id: str = "", quantity: int = 0, **extra: Any) -> None:
+def updated(
+    sender: Any, cart: Any = None, product_id: str = "", quantity: int = 0, **extra: Any
+) -> None:
+    saw(cart)
     if form_post():
         flash(f"{product_name(product_id)}: quantity set to {quantity}.", "success")
 
 
-def removed(sender: Any, product_id: str = "", **extra: Any) -> None:
+def removed(sender: Any, cart: Any = None, product_id: str = "", **extra: Any) -> None:
+    saw(cart)
     if form_post():
         flash(f"Removed {product_name(product_id)} from your cart.", "info")
 
 
-def cleared(sender: Any, **extra: Any) -> None:
+def cleared(sender: Any, cart: Any = None, **extra: Any) -> None:
+    saw(cart)
     if form_post():
         flash("Your cart is empty.", "info")
+
+
+def checked_out(sender: Any, cart: Any = None, **extra: Any) -> None:
+    saw(cart)
 
 
 # -- error pages -----------------------------------------------------------------------
@@ -193,12 +251,40 @@ def csrf_error(error: CSRFError) -> Any:
 
 
 def store_unavailable(error: StoreUnavailable) -> Any:
+    """The cart store does not answer: a page of the shop (what the store said goes to the
+    log, never to the shopper)."""
     if wants_json():
         return error.to_dict(), 503
-    return render_template("unavailable.html", message=error.message), 503
+    return render_template("unavailable.html"), 503
 
 
-def not_found(error: Any) -> Any:
+#: The shop's words for the HTTP errors a shopper may meet: (heading, explanation).
+HTTP_ERRORS = {
+    404: ("We could not find that page", "The address may be mistyped, or the page moved."),
+    405: ("That did not work", "This page cannot be used that way. Go back and try again."),
+}
+
+
+def http_error(error: HTTPException) -> Any:
+    """404, 405 and the other HTTP errors as pages of the shop (JSON to a script)."""
+    status = error.code or 500
+    if status >= 500:
+        return server_error(error)
     if wants_json():
-        return {"error": {"code": "not_found", "message": "not found"}}, 404
-    return render_template("not_found.html"), 404
+        code = (error.name or "error").lower().replace(" ", "_")
+        return {"error": {"code": code, "message": error.name or "error"}}, status
+    heading, text = HTTP_ERRORS.get(status, ("That did not work", "Go back and try again."))
+    response = error.get_response()
+    page = render_template("error.html", status=status, heading=heading, text=text)
+    return page, status, {"Allow": response.headers["Allow"]} if "Allow" in response.headers else {}
+
+
+def server_error(error: Any) -> Any:
+    """An error of ours: a page of the shop saying so, nothing of the error itself (that goes
+    to the log). Drawn without the shop's layout if even that fails."""
+    if wants_json():
+        return {"error": {"code": "internal_error", "message": "Something went wrong."}}, 500
+    try:
+        return render_template("server_error.html"), 500
+    except Exception:  # the layout needs the database and the cart: show the bare page
+        return render_template("server_error_bare.html"), 500

@@ -29,8 +29,9 @@ default_role = "code"
 html_theme = "furo"
 html_title = f"flask-cart {release}"
 autodoc_member_order = "bysource"
-autodoc_typehints = "description"
-autodoc_class_signature = "separated"
+autodoc_typehints = "signature"
+# Constructors are shown in the class's own signature: no separate __init__ or __new__ entry.
+autodoc_class_signature = "mixed"
 myst_heading_anchors = 3
 
 
@@ -50,8 +51,10 @@ REDIS_SKIP = not _redis_up() and os.environ.get("CI") != "true"
 # its root, so the SQLite default and Flask-SQLAlchemy's relative URIs land in its
 # instance folder.
 doctest_global_setup = f"""
-import os, tempfile, uuid
+import logging, os, tempfile, uuid
 __name__ = "shop"
+# The examples of outages log them on the flask_cart logger: keep that out of the output.
+logging.getLogger("flask_cart").addHandler(logging.NullHandler())
 REDIS_SKIP = {REDIS_SKIP!r}
 OLD_CWD = os.getcwd()
 INSTANCE = tempfile.mkdtemp(prefix="flask-cart-docs-")
@@ -97,5 +100,26 @@ def _check_config_page(app: Any, docname: str, source: list[str]) -> None:
         )
 
 
+def _only_errors_of_the_package(
+    app: Any, what: str, name: str, obj: Any, skip: bool, options: Any
+) -> bool | None:
+    """``automodule:: flask_cart`` lists the package's exceptions; the other names of its
+    ``__all__`` have sections of their own on the API page."""
+    if what == "module" and not (isinstance(obj, type) and issubclass(obj, Exception)):
+        return True
+    return None
+
+
+def _no_constructor_signature(
+    app: Any, what: str, name: str, obj: Any, options: Any, signature: Any, annotation: Any
+) -> tuple[str, Any] | None:
+    """The request cart is made by flask-cart, never by hand: show no constructor."""
+    if what == "class" and name == "flask_cart.request_cart.RequestCart":
+        return "", annotation
+    return None
+
+
 def setup(app: Any) -> None:
     app.connect("source-read", _check_config_page)
+    app.connect("autodoc-skip-member", _only_errors_of_the_package)
+    app.connect("autodoc-process-signature", _no_constructor_signature)

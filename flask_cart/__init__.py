@@ -6,7 +6,9 @@ from .errors import (
     CartChanged,
     CartClosed,
     CartError,
+    ConfirmationRequired,
     CrossSiteRequest,
+    IdempotencyKeyReused,
     InvalidDetails,
     InvalidIdempotencyKey,
     InvalidInput,
@@ -18,6 +20,7 @@ from .errors import (
     LimitExceeded,
     LineLimitExceeded,
     LineNotFound,
+    LinesUnavailable,
     LinkExpired,
     LoginRequired,
     MalformedBody,
@@ -31,6 +34,7 @@ from .errors import (
 )
 from .lines import CartState, Limits
 from .manager import CartManager, current_cart, store_unavailable_response
+from .navigation import wants_page
 from .views import is_form_post, same_site_url
 
 __all__ = [
@@ -40,7 +44,9 @@ __all__ = [
     "CartError",
     "CartManager",
     "CartState",
+    "ConfirmationRequired",
     "CrossSiteRequest",
+    "IdempotencyKeyReused",
     "InvalidDetails",
     "InvalidIdempotencyKey",
     "InvalidInput",
@@ -53,6 +59,7 @@ __all__ = [
     "Limits",
     "LineLimitExceeded",
     "LineNotFound",
+    "LinesUnavailable",
     "LinkExpired",
     "LoginRequired",
     "MalformedBody",
@@ -68,5 +75,6 @@ __all__ = [
     "same_site_url",
     "signals",
     "store_unavailable_response",
+    "wants_page",
 ]
 __version__ = "0.1.0"

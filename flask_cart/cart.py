@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from .catalog import UNKNOWN_PRODUCT
-from .errors import CartChanged, InvalidInput
+from .errors import CartChanged, InvalidInput, LinesUnavailable
 from .lines import (
     CartState,
     Limits,
@@ -23,9 +23,23 @@ from .lines import (
 )
 from .stores.base import CartKey, CartStore, merge_marker
 from .stores.registry import as_store
+from .totals import is_available, line_json, priced_details, snapshot, state_total
+
+__all__ = [
+    "Cart",
+    "is_available",
+    "line_json",
+    "new_line",
+    "priced_details",
+    "snapshot",
+    "state_total",
+]
 
 DEFAULT_TTL = 604800
 MAX_IDENTIFIER_LENGTH = 200
+#: How often a checkout without `expect` re-reads a cart that changed between its check and
+#: its removal before it gives up with CartChanged.
+CHECKOUT_ATTEMPTS = 5
 
 
 def _identifier(value: object) -> str:
@@ -52,6 +66,12 @@ class Cart:
     the cart was given a known `state` to serve (as the Flask layer does inside its sync
     window). Dropping a Cart object never touches the store.
     """
+
+    #: The currency's minor unit (Decimal("0.01")) money is shown in, or None: exact
+    #: Decimal text, as stored (the plain cart, which knows no currency).
+    _quantum: Decimal | None = None
+    #: Further loader fields each JSON item carries (CART_LINE_FIELDS of the Flask cart).
+    _line_fields: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -209,15 +229,9 @@ class Cart:
         return sum(line.quantity for line in self._read().lines.values())
 
     def total_cost(self) -> Decimal:
-        """Exact sum of unit_cost x quantity over lines still available."""
-        return sum(
-            (
-                Decimal(line.unit_cost) * line.quantity
-                for line in self._read().lines.values()
-                if is_available(line)
-            ),
-            Decimal(0),
-        )
+        """Sum of unit_cost x quantity over lines still available (with a currency: the sum
+        of the line totals, each rounded half-up to the minor unit)."""
+        return state_total(self._read(), self._quantum)
 
     # -- whole-cart operations -----------------------------------------------------------
 
@@ -272,6 +286,7 @@ class Cart:
             owner=self.owner,
             limits=self.limits,
             line_caps=line_caps,
+            carry=other.key if other.store is self.store else None,
         )
         self._wrote(outcome.state)
         other.store.delete(other.key)
@@ -283,21 +298,63 @@ class Cart:
 
         With `expect` (a `token`), the cart is taken only if it still is what that token
         names, in one atomic step with the removal; else CartChanged (409), nothing removed,
-        its details the fresh cart. `session` (SQL store on that session's engine): the
-        removal joins the session's transaction, committed or rolled back with the order.
+        its details the fresh cart. A cart holding a line that cannot be sold now raises
+        LinesUnavailable (409), nothing removed (after CartChanged, when both apply); one
+        the stock no longer covers (the Flask cart), CartChanged with the fresh cart, with
+        or without `expect`. The cart checked is the cart taken: without `expect`, a cart
+        that changed in between is checked again (a few times, then CartChanged).
+        `session` (SQL store on that session's engine): the removal joins the session's
+        transaction, committed or rolled back with the order; any other store raises
+        TypeError before anything is read.
         """
-        if expect is None:
-            state = self.store.take(self.key, session=session)
-        else:
-            fresh = self.refresh()
-            if self._token_of(fresh) != expect or not self._still_orderable(fresh):
+        if session is not None:
+            self._check_session(session)
+        for _ in range(CHECKOUT_ATTEMPTS):
+            fresh = self._checkout_state()
+            if expect is not None and self._token_of(fresh) != expect:
+                raise self._changed()
+            unavailable = self._unavailable(fresh)
+            if unavailable:
+                raise LinesUnavailable(
+                    "some lines in your cart cannot be sold now: remove them to check out",
+                    product_ids=unavailable,
+                )
+            if not self._still_orderable(fresh):
                 raise self._changed()
             state = self.store.take(self.key, expect=fresh, session=session)
-            if (state.version, state.uid) != (fresh.version, fresh.uid):
-                self._wrote(state)
+            if (state.version, state.uid) == (fresh.version, fresh.uid):
+                self._wrote(CartState())
+                return snapshot(self.key, self._view(state), self._quantum)
+            if expect is None and not fresh.exists:
+                return snapshot(self.key, CartState(), self._quantum)  # made since: not taken
+            self._wrote(state)
+            if expect is not None:
                 raise self._changed()
-        self._wrote(CartState())
-        return snapshot(self.key, self._view(state))
+        raise self._changed()
+
+    #: What `checkout(session=...)` says on a store that cannot join the session.
+    _session_error = (
+        "checkout(session=...) joins that session's SQL transaction and needs a SQL store "
+        "on the session's engine"
+    )
+
+    def _check_session(self, session: Any) -> None:
+        """TypeError unless this store's removal can run in `session`'s transaction."""
+        engine = getattr(self.store, "engine", None)
+        try:
+            bind = session.get_bind()
+        except Exception:  # not a SQLAlchemy session, or one bound to nothing
+            bind = None
+        if engine is None or getattr(bind, "url", None) != engine.url:
+            raise TypeError(self._session_error)
+
+    def _unavailable(self, state: CartState) -> list[str]:
+        """Lines of `state` that checkout refuses (the Flask cart: those not priced now)."""
+        return []
+
+    def _checkout_state(self) -> CartState:
+        """The cart as the store holds it now, as checkout checks it."""
+        return self.refresh()
 
     def _still_orderable(self, state: CartState) -> bool:
         """Whether `state` can be ordered as it is (the Flask cart checks the stock)."""
@@ -317,31 +374,40 @@ class Cart:
         """The cart in the JSON form of ``GET /cart`` (without the app's currency)."""
         state = self._read()  # one read: items, totals and token describe the same cart
         items, parts = [], []
-        total = Decimal(0)
+        unit = self._quantum
+        total = Decimal(0) if unit is None else unit * 0
         units = 0
+        fields = self._line_fields
         for line in state.lines.values():  # one pass: items, totals and the token's parts
             extra = line.extra
             quantity = line.quantity
             available = extra.get("available", True) is not False
-            line_total = Decimal(line.unit_cost) * quantity
+            cost = Decimal(line.unit_cost)
+            line_total = cost * quantity
+            if unit is None:
+                unit_cost = line.unit_cost
+            else:
+                unit_cost = format(cost.quantize(unit, ROUND_HALF_UP), "f")
+                line_total = line_total.quantize(unit, ROUND_HALF_UP)
             if available:
                 total += line_total
             units += quantity
             name = extra.get("name")
-            items.append(
-                {
-                    "product_id": line.product_id,
-                    "name": None if name is None else str(name),
-                    "quantity": quantity,
-                    "unit_cost": line.unit_cost,
-                    "line_total": format(line_total, "f"),
-                    "price_changed": bool(extra.get("price_changed", False)),
-                    "available": available,
-                    "unavailable_reason": (
-                        None if available else extra.get("unavailable_reason", UNKNOWN_PRODUCT)
-                    ),
-                }
-            )
+            item = {
+                "product_id": line.product_id,
+                "name": None if name is None else str(name),
+                "quantity": quantity,
+                "unit_cost": unit_cost,
+                "line_total": format(line_total, "f"),
+                "price_changed": bool(extra.get("price_changed", False)),
+                "available": available,
+                "unavailable_reason": (
+                    None if available else extra.get("unavailable_reason", UNKNOWN_PRODUCT)
+                ),
+            }
+            for field in fields:
+                item[field] = extra.get(field)
+            items.append(item)
             parts.append([line.product_id, quantity, line.unit_cost, available])
         updated = state.updated_at
         return {
@@ -379,49 +445,3 @@ def new_line(
         money_str(parse_money(unit_cost)),
         check_details(extra),
     )
-
-
-def state_total(state: CartState) -> Decimal:
-    """The sum of the available lines of a cart state."""
-    return sum(
-        (Decimal(ln.unit_cost) * ln.quantity for ln in state.lines.values() if is_available(ln)),
-        Decimal(0),
-    )
-
-
-def snapshot(key: CartKey, state: CartState) -> dict[str, Any]:
-    """A plain description of a cart state (for orders, logs and JSON)."""
-    return {
-        "identifier": key.identifier,
-        "instance": key.instance,
-        "customer_id": state.customer_id,
-        "version": state.version,
-        "items": {pid: line.details() for pid, line in state.lines.items()},
-        "count": len(state.lines),
-        "quantity": sum(line.quantity for line in state.lines.values()),
-        "total_cost": state_total(state),
-        "updated_at": state.updated_at,
-    }
-
-
-def line_json(line: Line) -> dict[str, Any]:
-    """One line in the JSON form of the cart routes."""
-    name = line.extra.get("name")
-    available = is_available(line)
-    return {
-        "product_id": line.product_id,
-        "name": None if name is None else str(name),
-        "quantity": line.quantity,
-        "unit_cost": line.unit_cost,
-        "line_total": money_str(Decimal(line.unit_cost) * line.quantity),
-        "price_changed": bool(line.extra.get("price_changed", False)),
-        "available": available,
-        "unavailable_reason": (
-            None if available else line.extra.get("unavailable_reason", UNKNOWN_PRODUCT)
-        ),
-    }
-
-
-def is_available(line: Line) -> bool:
-    """False for a line re-pricing marked unavailable (it is left out of totals)."""
-    return line.extra.get("available", True) is not False

@@ -3,18 +3,25 @@
 A loader that raises or gives unusable data (a NaN or negative price, a float stock) is
 the shop's bug: it is logged on the "flask_cart" logger, the product cannot be added, and
 a line already in a cart shows ``available: false`` with a reason instead of a 500.
+Text from the loader (`name`, string CART_LINE_FIELDS) is made valid Unicode here (a lone
+surrogate becomes "?"), so stores, cookies and JSON only ever get encodable text.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import CartError, ProductUnavailable
 from .lines import CartState, make_line, parse_money, with_lines
+from .money import DEFAULT_MINOR_DIGITS, from_minor
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 ProductLoader = Callable[[str], Any]
 FLAGS = ("price_changed", "available", "unavailable_reason")
@@ -32,10 +39,58 @@ class Product:
     unit_cost: Decimal
     name: str | None = None
     stock: int | None = None
+    #: The CART_LINE_FIELDS as the loader gave them (JSON-safe; None where unusable).
+    fields: Mapping[str, Any] | None = None
 
 
-def as_product(product_id: str, value: Any) -> Product | None:
-    """A loader's answer (None, a mapping, or an object with attributes) as a Product."""
+def clean_text(text: str) -> str:
+    """`text` as valid Unicode: what UTF-8 cannot encode (a lone surrogate) becomes "?"."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+#: (field, type name) pairs already logged as unusable: each is logged once per process.
+_logged_fields: set[tuple[str, str]] = set()
+
+
+def field_value(product_id: str, name: str, value: Any) -> Any:
+    """A CART_LINE_FIELDS value as the line can carry it: str (made valid), int, bool, None,
+    a finite float, a Decimal as text; anything else is None (logged once)."""
+    kind = type(value)
+    if value is None or kind is bool or kind is int:
+        return value
+    if isinstance(value, str):
+        return clean_text(str(value))
+    if isinstance(value, float) and math.isfinite(value):
+        return float(value)
+    if isinstance(value, Decimal) and value.is_finite():
+        return format(value, "f")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    if (name, kind.__name__) not in _logged_fields:
+        _logged_fields.add((name, kind.__name__))
+        log.warning(
+            "flask-cart: product_loader(%r) gave %s = %r, which a cart line cannot carry "
+            "(str, int, bool, None, a finite float or a Decimal): shown as None",
+            product_id,
+            name,
+            value,
+        )
+    return None
+
+
+def as_product(
+    product_id: str,
+    value: Any,
+    *,
+    minor_digits: int = DEFAULT_MINOR_DIGITS,
+    line_fields: tuple[str, ...] = (),
+) -> Product | None:
+    """A loader's answer (None, a mapping, or an object with attributes) as a Product.
+
+    The price is `unit_cost` (major units: Decimal, str or int) or `unit_cost_minor` (an
+    int of the currency's minor units, `minor_digits` of them to the major unit)."""
     if value is None:
         return None
     # A dict (the common case) skips the slower Mapping ABC check.
@@ -46,23 +101,50 @@ def as_product(product_id: str, value: Any) -> Product | None:
         def get(name: str, default: Any = None) -> Any:
             return getattr(value, name, default)
 
-    try:
-        unit_cost = parse_money(get("unit_cost"))
-    except CartError as exc:
-        raise TypeError(
-            f"product_loader({product_id!r}) gave a bad unit_cost: {exc.message}"
-        ) from None
+    unit_cost = _price(product_id, get("unit_cost"), get("unit_cost_minor"), minor_digits)
     name = get("name")
     stock = get("stock")
     if stock is not None and (isinstance(stock, bool) or not isinstance(stock, int)):
         raise TypeError(f"product_loader({product_id!r}) gave a non-integer stock: {stock!r}")
-    return _product(unit_cost, None if name is None else str(name), stock)
+    fields = (
+        {field: field_value(product_id, field, get(field)) for field in line_fields}
+        if line_fields
+        else None
+    )
+    return _product(unit_cost, None if name is None else clean_text(str(name)), stock, fields)
 
 
-def _product(unit_cost: Decimal, name: str | None, stock: int | None) -> Product:
-    """``Product(unit_cost, name, stock)`` without the frozen dataclass's init overhead."""
+def _price(product_id: str, major: Any, minor: Any, digits: int) -> Decimal:
+    """The price from `unit_cost` (major units) or `unit_cost_minor` (minor units); both
+    given must agree. TypeError for unusable data."""
+    try:
+        if minor is not None:
+            try:
+                amount = parse_money(from_minor(minor, digits))
+            except TypeError as exc:
+                raise TypeError(f"product_loader({product_id!r}) gave a bad price: {exc}") from None
+            if major is not None and parse_money(major) != amount:
+                raise TypeError(
+                    f"product_loader({product_id!r}) gave unit_cost {major!r} and "
+                    f"unit_cost_minor {minor!r}, which disagree"
+                )
+            return amount
+        return parse_money(major)
+    except CartError as exc:
+        raise TypeError(
+            f"product_loader({product_id!r}) gave a bad unit_cost: {exc.message}"
+        ) from None
+
+
+def _product(
+    unit_cost: Decimal,
+    name: str | None,
+    stock: int | None,
+    fields: Mapping[str, Any] | None = None,
+) -> Product:
+    """``Product(...)`` without the frozen dataclass's init overhead."""
     product: Product = object.__new__(Product)
-    product.__dict__.update(unit_cost=unit_cost, name=name, stock=stock)
+    product.__dict__.update(unit_cost=unit_cost, name=name, stock=stock, fields=fields)
     return product
 
 
@@ -76,9 +158,11 @@ class Unavailable:
 class Catalog:
     """The request's view of the product loader: each product is looked up once."""
 
-    def __init__(self, loader: ProductLoader | None) -> None:
+    def __init__(self, loader: ProductLoader | None, settings: Settings | None = None) -> None:
         self.loader = loader
         self._seen: dict[str, Product | Unavailable] = {}
+        self.minor_digits = DEFAULT_MINOR_DIGITS if settings is None else settings.minor_digits
+        self.line_fields: tuple[str, ...] = () if settings is None else settings.line_fields
 
     @property
     def available(self) -> bool:
@@ -114,8 +198,7 @@ class Catalog:
             seen = self._seen[product_id] = self._load(self.loader, product_id)
         return seen
 
-    @staticmethod
-    def _load(loader: ProductLoader, product_id: str) -> Product | Unavailable:
+    def _load(self, loader: ProductLoader, product_id: str) -> Product | Unavailable:
         try:
             value = loader(product_id)
         except (LookupError, ValueError):
@@ -124,7 +207,9 @@ class Catalog:
             log.exception("flask-cart: product_loader(%r) raised", product_id)
             return Unavailable(LOADER_ERROR)
         try:
-            product = as_product(product_id, value)
+            product = as_product(
+                product_id, value, minor_digits=self.minor_digits, line_fields=self.line_fields
+            )
         except TypeError as exc:
             log.error("flask-cart: %s", exc)
             return Unavailable(BAD_PRODUCT_DATA)
@@ -151,7 +236,7 @@ class Catalog:
         if self.loader is None or not state.lines:
             return state
         lines = {}
-        seen, lookup = self._seen, self.lookup
+        seen, lookup, line_fields = self._seen, self.lookup, self.line_fields
         for product_id, line in state.lines.items():
             old = line.extra
             extra = {k: v for k, v in old.items() if k not in FLAGS} if old else {}
@@ -161,6 +246,8 @@ class Catalog:
                 extra.update(
                     price_changed=False, available=False, unavailable_reason=product.reason
                 )
+                for field in line_fields:
+                    extra[field] = None
             else:
                 price = product.unit_cost
                 unit_cost = format(price, "f")
@@ -171,5 +258,7 @@ class Catalog:
                 extra["available"] = True
                 if product.name is not None:
                     extra["name"] = product.name
+                if product.fields:
+                    extra.update(product.fields)
             lines[product_id] = make_line(product_id, line.quantity, unit_cost, extra)
         return with_lines(state, lines)

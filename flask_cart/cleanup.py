@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from .config import check_days
+from .config import MAX_BATCH_SIZE, check_days
 from .stores.base import CartStats, CartStore, CleanupResult, Progress, utc_iso
 
 UTC = timezone.utc
@@ -95,8 +95,8 @@ def run_cleanup(
     now: datetime | None = None,
 ) -> CleanupResult:
     """Delete the carts past their retention (or count them, with `dry_run`)."""
-    if type(batch_size) is not int or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if type(batch_size) is not int or not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ValueError(f"batch_size must be an int in [1, {MAX_BATCH_SIZE}], got {batch_size!r}")
     cut = retention.cutoffs(now or store_now(store))
     started = time.monotonic()
     result = store.delete_expired(

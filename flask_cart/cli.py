@@ -10,6 +10,8 @@ the README section "Abandoned carts").
 from __future__ import annotations
 
 import json
+import logging
+import smtplib
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -19,16 +21,19 @@ from typing import Any
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from werkzeug.routing import BuildError
 
 from .abandoned import DEFAULT_BATCH_SIZE as DEFAULT_ABANDONED_BATCH
 from .abandoned import (
     AbandonedCart,
     AbandonedResult,
+    Reminder,
     Stage,
     report_json,
+    report_slices,
     run_abandoned,
 )
-from .cart import snapshot
+from .catalog import Catalog
 from .cleanup import (
     DEFAULT_BATCH_SIZE,
     Progress,
@@ -40,14 +45,18 @@ from .cleanup import (
     summary_line,
     utc_iso,
 )
-from .config import check_days, parse_stage, parse_stages
+from .config import MAX_BATCH_SIZE, MAX_DAYS, check_days, parse_stage, parse_stages
 from .errors import CartError, InvalidInput, InvalidInstance, StoreUnavailable
 from .recovery import recovery_links
+from .reminders import Mailer, MailNotConfigured, check_email, reminder_context, unsubscribe_links
 from .signals import cart_abandoned
+from .stores.base import CartKey
+from .totals import snapshot
 
 cart_cli = AppGroup("cart", help="Manage the carts flask-cart stores.")
 
-DAYS = click.IntRange(min=0)
+DAYS = click.IntRange(min=0, max=MAX_DAYS)
+BATCH = click.IntRange(min=1, max=MAX_BATCH_SIZE)
 
 
 def _configured_days(key: str, default: int) -> float:
@@ -57,13 +66,18 @@ def _configured_days(key: str, default: int) -> float:
         raise click.UsageError(str(exc)) from None
 
 
-def _store() -> Any:
-    state = current_app.extensions.get("cart")
-    if state is None:
+def _manager() -> Any:
+    """The app's CartManager."""
+    manager = current_app.extensions.get("cart")
+    if manager is None:
         raise click.ClickException(
             "flask-cart is not initialised on this app (call CartManager.init_app(app))"
         )
-    return state.get_store()
+    return manager
+
+
+def _store() -> Any:
+    return _manager().get_store()
 
 
 def _one_line(message: str) -> str:
@@ -138,7 +152,7 @@ def _progress_bar(enabled: bool) -> Iterator[Progress | None]:
 )
 @click.option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    type=BATCH,
     default=DEFAULT_BATCH_SIZE,
     show_default=True,
     help="Carts per batch (each batch is one short transaction or pipeline).",
@@ -245,19 +259,40 @@ class _StageType(click.ParamType):
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N reports.")
 @click.option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    type=BATCH,
     default=DEFAULT_ABANDONED_BATCH,
     show_default=True,
     help="Carts claimed per batch (a run killed half-way leaves at most one batch unsent).",
 )
+@click.option(
+    "--with-links",
+    is_flag=True,
+    help="In a dry run, print working recovery and unsubscribe links too (by default a dry "
+    "run prints them as null: its output goes to logs).",
+)
+@click.option(
+    "--send",
+    is_flag=True,
+    help="E-mail each reminder through the app's Flask-Mail (extra 'mail'); a reminder "
+    "that could not be sent is reported again by the next run.",
+)
 def abandoned(
-    stages: tuple[Stage, ...], dry_run: bool, as_json: bool, limit: int | None, batch_size: int
+    stages: tuple[Stage, ...],
+    dry_run: bool,
+    as_json: bool,
+    limit: int | None,
+    batch_size: int,
+    with_links: bool,
+    send: bool,
 ) -> None:
     """Report carts left unchanged past a stage: the cart_abandoned signal, once per stage.
 
     A cart past several stages is reported for the latest one only. Each report is
-    claimed in the store before it is sent, so runs at once or again report it once.
+    claimed in the store before it is sent, so runs at once or again report it once; each
+    cart is read again and re-priced just before its report.
     """
+    if send and dry_run:
+        raise click.UsageError("--send and --dry-run exclude each other")
     try:
         chosen = parse_stages(
             [s.label for s in stages]
@@ -267,8 +302,9 @@ def abandoned(
     except (TypeError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    wants_links = with_links or not dry_run
     has_host = bool(current_app.config.get("SERVER_NAME"))
-    if not has_host:
+    if wants_links and not has_host:
         message = (
             "SERVER_NAME is not set: recovery links need the shop's host outside a request "
             "(e.g. SERVER_NAME = 'shop.example.com', PREFERRED_URL_SCHEME = 'https')"
@@ -280,6 +316,7 @@ def abandoned(
     unlinkable = 0
 
     make_link: Callable[[str, str], str] | None = None
+    make_unsubscribe: Callable[[CartKey, str], str] | None = None
 
     def url_of(report: AbandonedCart) -> str | None:
         """The cart's recovery link; None for a cart no link can name (an identifier that
@@ -294,41 +331,90 @@ def abandoned(
             return None
 
     result = AbandonedResult(by_stage={s.label: 0 for s in chosen[::-1]}, dry_run=dry_run)
+    outbox = _Outbox(app, _manager()) if send else None
     started = time.monotonic()
     try:
-        store = _store()
-        if has_host:  # a link that cannot be made fails here, before anything is claimed
+        manager = _manager()
+        store = manager.get_store()
+        settings = manager.settings(app)
+        unit = settings.money_quantum
+        catalog = Catalog(manager.loader, settings)  # one per run: one lookup per product
+        if wants_links and has_host:  # a link that cannot be made fails before any claim
             try:
-                make_link = recovery_links(current_app.extensions["cart"])
+                make_link = recovery_links(manager)
                 make_link(PROBE_GUEST_ID, "cart")
-            except RuntimeError as exc:
+                make_unsubscribe = unsubscribe_links(app)
+            except (RuntimeError, BuildError) as exc:
                 raise click.ClickException(
                     f"recovery links cannot be made: {_one_line(str(exc))}; nothing was reported"
                 ) from exc
+        if outbox is not None and make_unsubscribe is None:
+            raise click.ClickException(
+                "reminders need unsubscribe links: turn CART_BLUEPRINT on; nothing was reported"
+            )
         for batch in run_abandoned(
             store, stages=chosen, dry_run=dry_run, limit=limit, batch_size=batch_size
         ):
-            lines = []
-            send = not dry_run and bool(cart_abandoned.receivers)  # no snapshot for nobody
-            for report in batch:
-                url = url_of(report)
-                if send:
-                    cart_abandoned.send(
-                        app,
-                        identifier=report.key.identifier,
-                        instance=report.key.instance,
-                        customer_id=report.state.customer_id,
-                        stage=report.stage.label,
-                        snapshot=snapshot(report.key, report.state),
-                        recovery_url=url,
-                        report_id=report.report_id,
-                    )
-                result.by_stage[report.stage.label] += 1
-                if as_json:
-                    lines.append(json.dumps(report_json(report, url)) + "\n")
-            if lines:
-                sys.stdout.write("".join(lines))
-                sys.stdout.flush()
+            done: set[str] = set()
+            try:
+                lines = []
+                signal = not dry_run and bool(cart_abandoned.receivers)  # no snapshot for nobody
+                # Claimed carts are read again, a slice at a time, just before their reports
+                # (a dry run has just read them).
+                for reminders, left_out in report_slices(
+                    store, batch, catalog, recheck=not dry_run
+                ):
+                    result.left_out += left_out
+                    for reminder in reminders:
+                        report = reminder.report
+                        url = url_of(report)
+                        unsubscribe = (
+                            None
+                            if make_unsubscribe is None
+                            else make_unsubscribe(report.key, report.state.uid)
+                        )
+                        as_dict = report_json(
+                            report,
+                            url,
+                            unit=unit,
+                            email=reminder.email,
+                            unsubscribe_url=unsubscribe,
+                        )
+                        if outbox is not None:
+                            as_dict["sent"] = outbox.send(reminder, as_dict)
+                        done.add(report.report_id)
+                        if signal:
+                            cart_abandoned.send(
+                                app,
+                                identifier=report.key.identifier,
+                                instance=report.key.instance,
+                                customer_id=report.state.customer_id,
+                                stage=report.stage.label,
+                                snapshot=snapshot(report.key, report.state, unit),
+                                recovery_url=url,
+                                report_id=report.report_id,
+                                email=reminder.email,
+                                unsubscribe_url=unsubscribe,
+                            )
+                        result.by_stage[report.stage.label] += 1
+                        if as_json:
+                            lines.append(json.dumps(as_dict) + "\n")
+                    if outbox is not None:
+                        outbox.release_failed(store)
+                if lines:
+                    sys.stdout.write("".join(lines))
+                    sys.stdout.flush()
+            except BaseException:
+                # Claimed and not sent (the mail server went away, an interrupt): the next
+                # run reports them again.
+                if not dry_run:
+                    _release_quietly(store, [r for r in batch if r.report_id not in done])
+                raise
+    except _MailDown as exc:
+        raise click.ClickException(
+            f"the mail server did not take the reminders ({exc}); the ones not sent are "
+            "reported again by the next run"
+        ) from exc
     except CartError as exc:
         raise click.ClickException(_one_line(exc.message)) from exc
     except Exception as exc:
@@ -346,3 +432,78 @@ def abandoned(
         )
     if not as_json:
         click.echo(result.summary())
+    if outbox is not None:
+        click.echo(outbox.summary(), err=as_json)
+
+
+class _MailDown(Exception):
+    """The mail server cannot take reminders now (down, refusing the sender, ...)."""
+
+
+def _release_quietly(store: Any, reports: list[AbandonedCart]) -> None:
+    try:
+        store.release_abandoned(reports)
+    except Exception:  # the store is down too: those reports wait for their next stage
+        logging.getLogger("flask_cart").exception("flask-cart: releasing claims failed")
+
+
+class _Outbox:
+    """``--send``: each reminder to the guest's address or the shop's customer_email hook."""
+
+    def __init__(self, app: Any, manager: Any) -> None:
+        try:
+            self.mailer = Mailer(app)
+        except MailNotConfigured as exc:
+            raise click.ClickException(f"{exc}; nothing was reported") from exc
+        self.lookup = manager.email_lookup
+        self.currency = manager.settings(app).currency
+        self.sent = 0
+        self.no_address = 0
+        self.refused: list[AbandonedCart] = []
+        self.refused_total = 0
+
+    def address(self, reminder: Reminder) -> str | None:
+        customer = reminder.report.state.customer_id
+        if customer is None:
+            return reminder.email
+        if self.lookup is None:
+            return None
+        found = self.lookup(customer)
+        if found is None:
+            return None
+        try:
+            return check_email(found)
+        except InvalidInput:
+            return None
+
+    def send(self, reminder: Reminder, report: dict[str, Any]) -> bool:
+        """Send one reminder; False when it has no address or the server refused it."""
+        to = self.address(reminder)
+        if to is None:
+            self.no_address += 1
+            return False
+        context = reminder_context(report, self.mailer.shop_name, self.currency)
+        try:
+            self.mailer.send(to, context)
+        except smtplib.SMTPRecipientsRefused:
+            self.refused.append(reminder.report)
+            self.refused_total += 1
+            return False
+        except Exception as exc:
+            raise _MailDown(_one_line(f"{type(exc).__name__}: {exc}")) from exc
+        self.sent += 1
+        return True
+
+    def release_failed(self, store: Any) -> None:
+        """The refused reminders are reported again by the next run."""
+        if self.refused:
+            store.release_abandoned(self.refused)
+            self.refused = []
+
+    def summary(self) -> str:
+        parts = [f"sent {self.sent} reminder{'' if self.sent == 1 else 's'}"]
+        if self.no_address:
+            parts.append(f"{self.no_address} without an address (not sent)")
+        if self.refused_total:
+            parts.append(f"{self.refused_total} refused by the mail server (sent next run)")
+        return "; ".join(parts)

@@ -11,11 +11,14 @@ import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
 from .lines import Limits, check_strategy
+from .money import check_currency, minor_digits, quantum
 from .stores.base import Stage
+from .stores.redis_replicas import check_replicas
 
 DEFAULTS: dict[str, Any] = {
     "CART_STORE": "sqlalchemy",
@@ -38,9 +41,11 @@ DEFAULTS: dict[str, Any] = {
     "CART_RESTORE": "lazy",  # "lazy": on first use of the cart; "eager": before the view
     "CART_LINK_REDIRECT": "/",  # where a followed cart link lands without a same-site `next`
     "CART_ABANDONED_STAGES": ("1h", "24h", "72h"),  # default stages of flask cart abandoned
+    "CART_LINE_FIELDS": (),  # further product_loader fields copied onto each line
     # Additions to the contract's keys:
     "CART_REDIS_TIMEOUT": None,  # deprecated alias of CART_STORE_TIMEOUT for CART_REDIS_URL
     "CART_KEY_PREFIX": "flask_cart:",  # Redis key prefix
+    "CART_REDIS_REPLICAS": 0,  # Redis replicas a change waits for (WAIT) before its answer
     "CART_TABLE_NAME": "flask_cart",  # SQL table name
     "CART_STORE_OPTIONS": {},  # keyword arguments for a CART_STORE given as a dotted path
     "CART_BLUEPRINT": True,  # False: no HTTP routes (current_cart and the CLI still work)
@@ -77,6 +82,12 @@ class Settings:
     customer_days: float = 90
     link_redirect: str = "/"
     abandoned_stages: tuple[Stage, ...] = ()
+    #: Digits of CART_CURRENCY's minor unit, and that unit as a Decimal ("0.01").
+    minor_digits: int = 2
+    money_quantum: Decimal = Decimal("0.01")
+    line_fields: tuple[str, ...] = ()
+    #: CART_REDIS_REPLICAS: replicas a Redis change waits for before it is acknowledged.
+    redis_replicas: int = 0
 
     @classmethod
     def from_config(cls, config: Any) -> Settings:
@@ -98,6 +109,7 @@ class Settings:
             abandoned_stages = parse_stages(stages)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"CART_ABANDONED_STAGES: {exc}") from None
+        currency = check_currency(config["CART_CURRENCY"])
         return cls(
             abandoned_stages=abandoned_stages,
             cookie_name=str(config["CART_COOKIE_NAME"]),
@@ -112,7 +124,10 @@ class Settings:
             url_prefix=str(config["CART_URL_PREFIX"]),
             limits=Limits(config["CART_MAX_LINE_QUANTITY"], config["CART_MAX_LINES"]),
             merge_strategy=check_strategy(config["CART_MERGE_STRATEGY"]),
-            currency=str(config["CART_CURRENCY"]),
+            currency=currency,
+            minor_digits=minor_digits(currency),
+            money_quantum=quantum(minor_digits(currency)),
+            line_fields=check_line_fields(config.get("CART_LINE_FIELDS", ())),
             instances=instances,
             trusted_origins=frozenset(
                 str(o).rstrip("/").lower() for o in config["CART_TRUSTED_ORIGINS"]
@@ -120,7 +135,38 @@ class Settings:
             store_timeout=timeout,
             restore=restore,
             link_redirect=link_redirect(config["CART_LINK_REDIRECT"]),
+            redis_replicas=check_replicas(config.get("CART_REDIS_REPLICAS", 0)),
         )
+
+
+#: Names a line has of its own: CART_LINE_FIELDS cannot take them.
+LINE_FIELD_NAMES = frozenset(
+    {
+        "product_id",
+        "name",
+        "quantity",
+        "unit_cost",
+        "unit_cost_minor",
+        "line_total",
+        "price_changed",
+        "available",
+        "unavailable_reason",
+    }
+)
+
+
+def check_line_fields(value: object) -> tuple[str, ...]:
+    """CART_LINE_FIELDS: a tuple or list of identifiers, none a line's own field name."""
+    if not isinstance(value, (tuple, list)) or not all(
+        isinstance(name, str) and name.isidentifier() for name in value
+    ):
+        raise ValueError(
+            f'CART_LINE_FIELDS must be a tuple of field names ("image_url", "url"), got {value!r}'
+        )
+    clash = LINE_FIELD_NAMES.intersection(value)
+    if clash:
+        raise ValueError(f"CART_LINE_FIELDS cannot name a line's own fields: {sorted(clash)}")
+    return tuple(dict.fromkeys(value))
 
 
 def link_redirect(value: object) -> str:
@@ -142,13 +188,24 @@ def store_timeout(config: Any) -> float:
     return float(value)
 
 
+#: The most days a retention or a stage may be (100 years): a date that far back is still
+#: a date, and the CLI options take the same bound.
+MAX_DAYS = 36500
+#: The longest stage of ``flask cart abandoned`` (10 years; a stage's seconds fit the
+#: 32-bit column of the SQL claims table).
+MAX_STAGE_DAYS = 3650
+#: The most carts per batch of ``flask cart cleanup`` and ``flask cart abandoned``.
+MAX_BATCH_SIZE = 100000
+
+
 def check_days(value: object, name: str, *, positive: bool = False) -> float:
-    """A number of days: > 0 with `positive` (a lifetime), else >= 0 (a cut-off)."""
+    """A number of days: > 0 with `positive` (a lifetime), else >= 0 (a cut-off); at most
+    MAX_DAYS."""
     ok = not isinstance(value, bool) and isinstance(value, (int, float))
-    if ok and (value > 0 if positive else value >= 0):  # type: ignore[operator]
+    if ok and (value > 0 if positive else value >= 0) and value <= MAX_DAYS:  # type: ignore[operator]
         return value  # type: ignore[return-value]  # int or float, as given
     bound = "> 0" if positive else ">= 0"
-    raise ValueError(f"{name} must be a number of days {bound}, got {value!r}")
+    raise ValueError(f"{name} must be a number of days {bound} and <= {MAX_DAYS}, got {value!r}")
 
 
 def valid_redirect(url: str) -> bool:
@@ -176,7 +233,10 @@ def parse_stage(text: str) -> Stage:
             f"{text!r} is not a duration: a whole number > 0 and a unit s, m, h or d "
             "(30s, 15m, 1h, 2d)"
         )
-    return Stage(text, int(match.group(1)) * _UNITS[match.group(2)])
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds > MAX_STAGE_DAYS * 86400:
+        raise ValueError(f"{text!r} is longer than {MAX_STAGE_DAYS} days")
+    return Stage(text, seconds)
 
 
 def parse_stages(values: Iterable[str]) -> tuple[Stage, ...]:
@@ -192,9 +252,14 @@ def parse_stages(values: Iterable[str]) -> tuple[Stage, ...]:
 
 __all__ = [
     "DEFAULTS",
+    "LINE_FIELD_NAMES",
+    "MAX_BATCH_SIZE",
+    "MAX_DAYS",
+    "MAX_STAGE_DAYS",
     "RESTORE_MODES",
     "Settings",
     "check_days",
+    "check_line_fields",
     "link_redirect",
     "parse_stage",
     "parse_stages",

@@ -5,6 +5,11 @@
 asking no store before that; under ``CART_RESTORE = "eager"`` the before-request hook uses
 it at once, restoring the cart before the view runs. The after-request hook writes the
 cookies of a request that used its cart, and touches no other response.
+
+A store that does not answer fails a request's changes (StoreUnavailable), never its reads:
+they answer the browser's last copy of the cart (however old), else an empty cart, and the
+cart is `unavailable`. After one failure the rest of the request does not ask the store
+again (a stalled store costs one timeout per request, not one per call).
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from .identity import (
 )
 from .lines import CartState, Owner
 from .request_cart import RequestCart
-from .stores.base import CartKey, CartStore
+from .stores.base import CartKey, CartStore, merge_marker
+from .stores.failures import PUBLIC_MESSAGE
 from .sync import Entry, dump_entry, read_entry, write_entry
 
 if TYPE_CHECKING:
@@ -42,7 +48,7 @@ _UNSET: Any = object()
 def prepare_request() -> None:
     """The app-wide ``before_request`` hook. Lazy (the default): nothing to do until the
     cart is used. Eager: restore the request's cart now, before the view (a store that does
-    not answer then fails the request first)."""
+    not answer leaves it `unavailable`, and the view runs)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     manager = app.extensions.get("cart")
     if manager is None or not manager.eager(app):
@@ -81,7 +87,7 @@ class RequestCarts:
         self.manager = manager
         self.app = app
         self.settings = manager.settings(app)
-        self.catalog = Catalog(manager.loader)
+        self.catalog = Catalog(manager.loader, self.settings)
         self.carts: dict[str, RequestCart] = {}
         self._identity: Identity | None = None
         self._cookie_id: str | None = _UNSET
@@ -90,18 +96,23 @@ class RequestCarts:
         self._read_entries: dict[str, Entry | None] = {}
         #: Snapshots to write (None: to delete) when the response goes out.
         self._new_entries: dict[str, Entry | None] = {}
-        self._store_error: StoreUnavailable | None = None
+        #: The store's failure in this request (logged where it was raised), if any.
+        self.failure: StoreUnavailable | None = None
+        #: Instances whose cart was shown from the browser's copy: the store did not answer.
+        self.degraded: set[str] = set()
 
     @property
     def store(self) -> CartStore:
-        if self._store_error is not None:
-            raise StoreUnavailable(self._store_error.message)
+        """The app's store; StoreUnavailable at once when it failed earlier in this request."""
+        if self.failure is not None:
+            raise StoreUnavailable(PUBLIC_MESSAGE)
         return self.manager.get_store(self.app)
 
     def store_failed(self, exc: StoreUnavailable) -> None:
         """The store did not answer (`exc` was handled, as at login): the rest of this
-        request fails at once instead of waiting out the store's timeout again."""
-        self._store_error = exc
+        request does not wait for it again (reads degrade, changes fail at once)."""
+        if self.failure is None:
+            self.failure = exc
 
     # -- owner ---------------------------------------------------------------------------
 
@@ -124,16 +135,27 @@ class RequestCarts:
             else:
                 self._identity = customer_identity(user, self.settings)
                 if self.guest_cookie_id() is not None:
-                    self.merge_guest_carts(user)
+                    self._try_merge(user)
         return self._identity
+
+    def _try_merge(self, user: Any) -> None:
+        """Merge the guest carts now; a store that does not answer leaves the guest cookie
+        in place (the merge is retried by the next request) and the customer's cart shown
+        from the browser's copy."""
+        try:
+            self.merge_guest_carts(user)
+        except StoreUnavailable as exc:
+            self.store_failed(exc)
+            self.become_customer(user)
 
     def merge_guest_carts(self, user: Any) -> None:
         """Merge the browser's guest carts into `user`'s carts, then spend the guest cookie.
 
-        Per instance: the guest cart is read (for the stock clamp), then `Cart.merge` seals it,
-        applies it once per merge marker in one atomic write on the customer cart, and deletes
-        it. A retried, concurrent or interrupted merge therefore changes the customer cart once.
-        Sends `cart_merged` for each instance that had a guest cart.
+        Per instance: the guest cart is read (for the stock clamp), then sealed, applied once
+        per merge marker in one atomic write on the customer cart (which records the guest
+        cart's change ids and signed-link markers in the same write), and left as a
+        tombstone. A retried, concurrent or interrupted merge therefore changes the customer
+        cart once. Sends `cart_merged` for each instance that had a guest cart.
         """
         guest_id = self.guest_cookie_id()
         if guest_id is None:
@@ -145,17 +167,41 @@ class RequestCarts:
                 guest_id, self.store, settings.guest_ttl, instance=instance, limits=settings.limits
             )
             source = guest.refresh()
-            if not source.exists or source.customer_id is not None:
+            if not source.exists or source.customer_id is not None:  # a tombstone is no cart
                 continue
             caps = self.catalog.stock_caps(source.lines) if self.catalog.available else None
             target = self.cart(instance)
-            moved = target.merge(guest, settings.merge_strategy, line_caps=caps)
+            moved = self._merge_guest(target, guest.key, line_caps=caps)
             dropped = [pid for pid in source.lines if pid not in target.state.lines]
             self.send(signals.cart_merged, cart=target, user=user, moved=moved, dropped=dropped)
         self.consume_guest_cookie()
 
+    def _merge_guest(
+        self, target: RequestCart, guest: CartKey, *, line_caps: dict[str, int] | None
+    ) -> dict[str, int]:
+        """Seal the guest cart, merge it into `target` once (its change ids and link markers
+        with it), and leave a tombstone at its key; the units moved per product."""
+        store = self.store
+        sealed = store.seal(guest)
+        if not sealed.exists:
+            return {}
+        outcome = store.merge(
+            target.key,
+            sealed.lines,
+            strategy=self.settings.merge_strategy,
+            marker=merge_marker(guest, sealed),
+            owner=target.owner,
+            limits=target.limits,
+            line_caps=line_caps,
+            carry=guest,
+        )
+        target._wrote(outcome.state)
+        store.bury(guest, target.key)
+        return dict(outcome.moved)
+
     def link_guest_carts(self, user: Any) -> None:
-        """Re-key the browser's guest carts to `user` (just registered) and spend the cookie."""
+        """Re-key the browser's guest carts to `user` (just registered), with their change
+        ids and link markers, leaving tombstones; then spend the cookie."""
         guest_id = self.guest_cookie_id()
         if guest_id is None:
             return
@@ -168,6 +214,7 @@ class RequestCarts:
                 CartKey(customer.identifier, instance),
                 owner=owner,
                 limits=settings.limits,
+                tombstone=True,
             )
         self.consume_guest_cookie()
         self.reset()
@@ -264,6 +311,11 @@ class RequestCarts:
     def forget(self, instance: str) -> None:
         self._new_entries[instance] = None
 
+    def unrecord(self, instance: str) -> None:
+        """Drop what this request recorded for `instance` (a checkout rolled back with the
+        shop's transaction): the browser's copy stands, else the store is read."""
+        self._new_entries.pop(instance, None)
+
     def load(self, cart: RequestCart) -> CartState:
         """One store read, re-priced and kept as the snapshot; a foreign cart is ignored."""
         state = self.store.load(cart.key)
@@ -283,7 +335,25 @@ class RequestCarts:
         now = self.manager.clock()
         if entry is not None and entry.fresh(identity.identifier, now, self.settings.sync_seconds):
             return entry.state
-        return self.load(cart)
+        return self.read(cart)
+
+    def read(self, cart: RequestCart) -> CartState:
+        """One store read (see `load`). When the store does not answer: the browser's last
+        copy of this owner's cart, however old, else an empty cart; the cart is then
+        `unavailable`, and the copy is not renewed (the next request asks the store)."""
+        if self.failure is None:
+            try:
+                state = self.load(cart)
+            except StoreUnavailable as exc:
+                self.store_failed(exc)
+            else:
+                self.degraded.discard(cart.instance)
+                return state
+        self.degraded.add(cart.instance)
+        entry = self.entry(cart.instance)
+        if entry is None or entry.identifier != self.identity().identifier:
+            return CartState()
+        return entry.state
 
     def wrote(self, cart: RequestCart, changed: bool) -> None:
         """A change went through: a guest's cookie is issued or renewed."""

@@ -72,6 +72,13 @@ class NotANavigation(CartError):
     status = 403
 
 
+class ConfirmationRequired(NotANavigation):
+    """A cart link or recovery link posted without a valid confirmation token (the one its
+    confirmation page carries, single-use, for 10 minutes) (403); nothing was changed."""
+
+    code = "confirmation_required"
+
+
 class InvalidLink(CartError):
     """A signed cart or recovery link that was tampered with or is malformed (400)."""
 
@@ -144,12 +151,29 @@ class CartClosed(CartError):
     status = 409
 
 
+class IdempotencyKeyReused(CartError):
+    """An Idempotency-Key already used for another change of this cart (422); nothing was
+    changed."""
+
+    code = "idempotency_key_reused"
+    status = 422
+
+
 class CartChanged(CartError):
     """The cart is no longer what the customer reviewed (409); nothing was removed.
 
     `details` holds the fresh cart, in the JSON form of ``GET /cart``."""
 
     code = "cart_changed"
+    status = 409
+
+
+class LinesUnavailable(CartError):
+    """The cart holds lines the catalogue cannot sell now (409); nothing was removed.
+
+    `details["product_ids"]` lists them; ``current_cart.remove_unavailable()`` drops them."""
+
+    code = "lines_unavailable"
     status = 409
 
 

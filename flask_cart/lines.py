@@ -200,9 +200,11 @@ def check_details(extra: Mapping[str, Any]) -> dict[str, Any]:
     if clash:
         raise InvalidDetails(f"detail names reserved for the line: {', '.join(sorted(clash))}")
     try:
-        text = json.dumps(dict(extra), allow_nan=False, separators=(",", ":"))
+        text = json.dumps(dict(extra), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise InvalidDetails(f"line details must be JSON-serialisable: {exc}") from None
+    if not text.isascii():  # text UTF-8 cannot encode (a lone surrogate) becomes "?"
+        text = text.encode("utf-8", "replace").decode("utf-8")
     if len(text.encode()) > MAX_DETAILS_BYTES:
         raise InvalidDetails(f"line details are larger than {MAX_DETAILS_BYTES} bytes")
     decoded: dict[str, Any] = json.loads(text)

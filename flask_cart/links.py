@@ -8,13 +8,18 @@
   campaigns, optionally replacing the cart, optionally expiring.
 
 A link adds in one atomic store write (the store's merge, recorded under a marker): stock
-and the caps clamp what it adds, and what they clamped, or what is unknown, sold out or
-unavailable, is flashed (``cart-warning``) and sent with ``cart_link_followed``. A signed
+and the caps clamp what it adds. What it added is flashed (``cart-success``, by the
+loader's product names); what they clamped, or what is unknown, sold out or unavailable,
+is flashed (``cart-warning``; an unknown id is counted, never shown) and sent with
+``cart_link_followed``. A signed
 link's marker is its token, so it is applied once per cart (a double click or a mail
-scanner's second fetch adds nothing). Only a top-level navigation follows a link
-(flask_cart.navigation); then the answer is a 303 to a same-site ``next`` or to
+scanner's second fetch adds nothing). Only a navigation a person started follows a link
+(flask_cart.navigation); others get a confirmation page whose button posts a signed
+single-use token (an unsigned link followed from it is recorded under that token's nonce,
+so it is applied once). Then the answer is a 303 to a same-site ``next`` or to
 CART_LINK_REDIRECT. Input that cannot be followed is a 400 (a signed link past its expiry
-410) before anything else, and changes nothing.
+410) before anything else, and changes nothing; a navigation gets it as a flashed
+``cart-error`` and the same 303 (flask_cart.shopper).
 """
 
 from __future__ import annotations
@@ -34,11 +39,12 @@ from .config import valid_redirect
 from .context import request_carts
 from .errors import CartError, InvalidLink, InvalidQuantity
 from .lines import MAX_LINE_QUANTITY_CAP, Line, check_product_id, money_str
-from .navigation import follow_or_confirm
+from .navigation import Follow, follow_or_confirm
 from .request_cart import MAX_NAME_CHARS, RequestCart
+from .shopper import landing, plural
 from .stores.base import new_op_id
-from .tokens import make_token, read_token
-from .views import SAFE_METHODS, blueprint, idempotency_key, same_site_url
+from .tokens import MAX_TOKEN_LENGTH, make_token, read_token
+from .views import SAFE_METHODS, blueprint, idempotency_key
 
 if TYPE_CHECKING:
     from .manager import CartManager
@@ -46,6 +52,8 @@ if TYPE_CHECKING:
 #: The most products one link names (and never more than CART_MAX_LINES).
 MAX_LINK_ITEMS = 100
 TOKEN_PURPOSE = "cart-link"
+#: The marker of a link followed from its confirmation page: the confirmation's nonce.
+CONFIRM_MARKER_PREFIX = "confirm:"
 _UNITS = re.compile(r"[0-9]{1,10}", re.ASCII)
 
 Entries = list[tuple[str, int]]
@@ -58,7 +66,7 @@ def parse_units(raw: str) -> int:
     """A link's quantity: ASCII digits, 1 to 1,000,000,000 (the caps clamp it further)."""
     if not _UNITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_LINE_QUANTITY_CAP:
         raise InvalidQuantity(
-            f"a quantity in a cart link is a whole number from 1 to {MAX_LINE_QUANTITY_CAP}"
+            f"The quantity in a cart link is a whole number from 1 to {MAX_LINE_QUANTITY_CAP:,}."
         )
     return int(raw)
 
@@ -70,20 +78,20 @@ def parse_list(text: str, max_items: int) -> Entries:
     for part in text.split(","):
         product_id, colon, units = part.rpartition(":")
         if not colon or not product_id:
-            raise InvalidLink("a cart link lists <product_id>:<quantity> entries, comma-separated")
+            raise InvalidLink("This cart link is not valid: each product comes with a quantity.")
         entries.append((check_product_id(product_id), parse_units(units)))
     return check_entries(entries, max_items)
 
 
 def check_entries(entries: Entries, max_items: int) -> Entries:
     if not entries:
-        raise InvalidLink("a cart link names at least one product")
+        raise InvalidLink("This cart link names no product.")
     if len(entries) > max_items:
-        raise InvalidLink(f"a cart link names at most {max_items} products")
+        raise InvalidLink(f"A cart link names at most {max_items} products.")
     seen: set[str] = set()
     for product_id, _ in entries:
         if product_id in seen:
-            raise InvalidLink(f"a cart link names {product_id!r} twice: name it once")
+            raise InvalidLink("This cart link names a product twice.")
         seen.add(product_id)
     return entries
 
@@ -101,7 +109,7 @@ def add_link(product_id: str) -> ResponseReturnValue:
     product_id = check_product_id(product_id)
     raw = request.args.getlist("qty")
     if len(raw) > 1:
-        raise InvalidQuantity("give qty once")
+        raise InvalidQuantity("Give the quantity (qty) once.")
     entries = [(product_id, parse_units(raw[0]) if raw else 1)]
     return _follow(entries, _link_cart(request.args.get("instance", "cart")))
 
@@ -110,7 +118,7 @@ def add_link(product_id: str) -> ResponseReturnValue:
 def list_link(items: str) -> ResponseReturnValue:
     """Add every ``<product_id>:<qty>`` of the comma-separated list, then 303 to ``next``."""
     if "qty" in request.args:
-        raise InvalidLink("a list link gives each quantity after its product id, not in ?qty=")
+        raise InvalidLink("This cart link gives each quantity after its product, not in qty.")
     entries = parse_list(items, _max_items())
     return _follow(entries, _link_cart(request.args.get("instance", "cart")))
 
@@ -122,7 +130,7 @@ def signed_link(token: str) -> ResponseReturnValue:
     entries, replace, instance = _token_data(data)
     asked = request.args.get("instance")
     if asked is not None and asked != instance:
-        raise InvalidLink(f"this link is for the {instance!r} cart")
+        raise InvalidLink("This link is for another of your carts.")
     marker = "link:" + hashlib.sha256(token.encode()).hexdigest()[:32]
     return _follow(entries, _link_cart(instance), replace=replace, marker=marker)
 
@@ -133,11 +141,11 @@ def _token_data(data: Any) -> tuple[Entries, bool, str]:
         rows, replace, instance = data["i"], data["r"], data["n"]
         entries = [(check_product_id(pid), units) for pid, units in rows]
     except (TypeError, KeyError, ValueError, CartError):
-        raise InvalidLink("this link is not valid") from None
+        raise InvalidLink("This link is not valid.") from None
     if not all(type(u) is int and 1 <= u <= MAX_LINE_QUANTITY_CAP for _, u in entries):
-        raise InvalidLink("this link is not valid")
+        raise InvalidLink("This link is not valid.")
     if type(replace) is not bool or not isinstance(instance, str):
-        raise InvalidLink("this link is not valid")
+        raise InvalidLink("This link is not valid.")
     return check_entries(entries, MAX_LINK_ITEMS), replace, instance
 
 
@@ -153,12 +161,16 @@ def _follow(
 ) -> ResponseReturnValue:
     """Ask for a click unless this is a top-level navigation (or the page's POST); then
     apply the link, flash and signal what it could not add, and 303 to where it lands."""
-    page = follow_or_confirm(*_wording(cart, entries, replace))
-    if page is not None:
-        return page
+    follow = follow_or_confirm(*_wording(cart, entries, replace), _page_lines(cart, entries))
+    if not isinstance(follow, Follow):
+        return follow
+    if marker is None and follow.nonce is not None:  # the confirmation is used once
+        marker = CONFIRM_MARKER_PREFIX + follow.nonce
     result = apply_link(cart, entries, replace=replace, marker=marker)
-    for warning in result["warnings"]:
-        flash(warning["message"], "cart-warning")
+    if result["added"]:
+        flash(_added_message(cart, result["added"], replace), "cart-success")
+    for message in _warning_flashes(result["warnings"]):
+        flash(message, "cart-warning")
     if not result["replayed"]:
         ctx = request_carts()
         ctx.send(
@@ -169,16 +181,7 @@ def _follow(
             replace=replace,
             signed=marker is not None,
         )
-    return redirect(_landing(), code=303)
-
-
-def _landing() -> str:
-    """A same-site ``next``, else CART_LINK_REDIRECT (a path under the app's root)."""
-    target = request.args.get("next")
-    if target and same_site_url(target):
-        return target
-    default = request_carts().settings.link_redirect
-    return request.script_root + default if default.startswith("/") else default
+    return redirect(landing(), code=303)
 
 
 def _wording(cart: RequestCart, entries: Entries, replace: bool) -> tuple[str, str]:
@@ -190,15 +193,52 @@ def _wording(cart: RequestCart, entries: Entries, replace: bool) -> tuple[str, s
 
 def _describe(cart: RequestCart, entries: Entries) -> str:
     if len(entries) > 1:
-        return f"{len(entries)} products"
+        return plural(len(entries), "product")
     product_id, units = entries[0]
-    return f"{units} \N{MULTIPLICATION SIGN} {_name(cart, product_id)}"
+    return _units_of(units, _name(cart, product_id, "a product"))
 
 
-def _name(cart: RequestCart, product_id: str) -> str:
+def _page_lines(cart: RequestCart, entries: Entries) -> list[dict[str, Any]] | None:
+    """The confirmation page's list of what a link of several products brings (known
+    products only: an id from the URL is never shown)."""
+    if len(entries) < 2:
+        return None
+    known = [(pid, units) for pid, units in entries if _name(cart, pid, "")]
+    return [{"name": _name(cart, pid), "quantity": units} for pid, units in known] or None
+
+
+def _units_of(units: int, name: str) -> str:
+    return f"{units} \N{MULTIPLICATION SIGN} {name}"
+
+
+def _name(cart: RequestCart, product_id: str, default: str = "This item") -> str:
+    """The loader's name of the product, else `default`: an id from a URL is never shown."""
     product = cart._ctx.catalog.lookup(product_id)
     name = None if isinstance(product, Unavailable) else product.name
-    return (name or product_id)[:MAX_NAME_CHARS]
+    return name[:MAX_NAME_CHARS] if name else default
+
+
+def _added_message(cart: RequestCart, added: dict[str, int], replace: bool) -> str:
+    """The success flash, "Added 2 (times) Mug to your cart." (at most three products named,
+    else a count of the items)."""
+    if len(added) <= 3:
+        named = [_units_of(units, _name(cart, pid, "an item")) for pid, units in added.items()]
+        listing = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+    else:
+        listing = plural(sum(added.values()), "item")
+    if replace:
+        return f"Your cart now holds {listing}."
+    return f"Added {listing} to your cart."
+
+
+def _warning_flashes(warnings: list[dict[str, Any]]) -> list[str]:
+    """The warnings as flashed: one line counting the products that are not available."""
+    gone = sum(1 for w in warnings if w["reason"] in ("unknown", "unavailable"))
+    messages = [w["message"] for w in warnings if w["reason"] not in ("unknown", "unavailable")]
+    if gone:
+        verb = "is" if gone == 1 else "are"
+        messages.insert(0, f"{plural(gone, 'product')} in this link {verb} no longer available.")
+    return messages
 
 
 # -- applying a link -------------------------------------------------------------------------
@@ -252,7 +292,7 @@ def apply_link(
     cart._change(operation, changed=None)
     outcome = outcomes[-1]
     if outcome.already_merged:
-        message = "The products of this link were added to your cart before."
+        message = "This link was added to your cart already."
         replay = {"product_id": None, "reason": "already_added", "requested": 0, "added": 0,
                   "message": message}  # fmt: skip
         return {"added": {}, "warnings": [replay], "replayed": True}
@@ -265,10 +305,12 @@ def apply_link(
         elif got < line.quantity:
             held = outcome.state.lines[product_id].quantity
             stock = caps.get(product_id)
+            name = _name(cart, product_id)
             why = (
-                f"only {stock} in stock"
+                f"Only {stock} of {name} in stock: your cart has {held}."
                 if stock is not None and held >= stock and stock < limits.max_line_quantity
-                else f"at most {limits.max_line_quantity} per product"
+                else f"You can have at most {limits.max_line_quantity} of one item: your cart "
+                f"has {_units_of(held, name)}."
             )
             notes[product_id] = _warning(cart, product_id, "clamped", line.quantity, got, why)
     if replace:
@@ -290,14 +332,16 @@ def _ordered(entries: Entries, notes: dict[str, dict[str, Any]]) -> list[dict[st
 def _warning(
     cart: RequestCart, product_id: str, reason: str, requested: int, added: int = 0, why: str = ""
 ) -> dict[str, Any]:
-    """What a link could not add: product_id, reason, requested, added and the message."""
-    name = _name(cart, product_id)
+    """What a link could not add: product_id, reason, requested, added and the message
+    (shopper copy: an unknown id is never repeated)."""
+    name = "" if reason in ("unknown", "unavailable") else _name(cart, product_id)
+    room = plural(cart.limits.max_lines, "different item")
     messages = {
-        "unknown": f"{name} is not in the catalogue: it was not added.",
-        "unavailable": f"{name} cannot be sold right now: it was not added.",
-        "sold_out": f"{name} is sold out: it was not added.",
-        "no_room": f"{name} was not added: a cart holds at most {cart.limits.max_lines} products.",
-        "clamped": f"{name}: {added} of {requested} added ({why}).",
+        "unknown": "A product in this link is no longer available, so it was not added.",
+        "unavailable": "A product in this link cannot be bought right now, so it was not added.",
+        "sold_out": f"{name} is sold out, so it was not added.",
+        "no_room": f"{name} was not added: your cart can hold at most {room}.",
+        "clamped": why,
     }
     return {
         "product_id": product_id,
@@ -322,7 +366,9 @@ def cart_link(
     """A signed absolute URL (``/cart/signed/<token>``) adding `items` once per cart.
 
     The host is the request's, else SERVER_NAME's (with PREFERRED_URL_SCHEME); without
-    either a RuntimeError says so. Items are checked as links check them (ValueError).
+    either a RuntimeError says so. Items are checked as links check them, `max_age` is a
+    finite positive number of seconds or None, and a token longer than the route reads
+    (MAX_TOKEN_LENGTH characters) is refused: all ValueError.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     settings = manager.settings(app)
@@ -337,6 +383,11 @@ def cart_link(
         raise ValueError(exc.message) from None
     data = {"i": [list(entry) for entry in entries], "r": bool(replace), "n": instance}
     token = make_token(app, TOKEN_PURPOSE, data, max_age)
+    if len(token) > MAX_TOKEN_LENGTH:  # the route would refuse it: say so now
+        raise ValueError(
+            f"these items make a link token of {len(token)} characters; the link route reads "
+            f"at most {MAX_TOKEN_LENGTH}: use fewer products or shorter product ids"
+        )
     if not has_request_context() and not app.config.get("SERVER_NAME"):
         raise RuntimeError(
             "carts.cart_link() outside a request needs SERVER_NAME (and PREFERRED_URL_SCHEME) "

@@ -5,7 +5,6 @@ logout they forget it. Connected only when flask_login is installed; the merge i
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, has_request_context
@@ -35,17 +34,14 @@ class LoginReceivers:
         if carts is None or user is None:
             return
         carts.reset()
-        started = time.monotonic()
         try:
             carts.merge_guest_carts(user)
         except StoreUnavailable as exc:
-            # The guest cookie stays: the merge is retried when the cart is next touched.
-            log.warning("flask-cart: guest cart not merged at login, will retry: %s", exc)
+            # The guest cookie stays: the next request retries the merge. This one does not
+            # wait for the store again: the customer's cart is shown from the browser's copy.
+            log.info("flask-cart: the guest cart was not merged at login; the next request retries")
+            carts.store_failed(exc)
             carts.reset()
-            if time.monotonic() - started >= carts.settings.store_timeout:
-                # A stalled store, not a dropped connection: this request waited out the
-                # timeout once and does not wait again (the next request retries).
-                carts.store_failed(exc)
 
     def logged_out(self, app: Flask, user: Any = None, **_: Any) -> None:
         carts = self._carts(app)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -23,8 +22,12 @@ from werkzeug.local import LocalProxy
 from .catalog import ProductLoader
 from .config import DEFAULTS, Settings, store_timeout
 from .context import finish_request, prepare_request, request_carts
-from .errors import CartError, StoreUnavailable
+from .errors import StoreUnavailable
+from .navigation import wants_page
+from .pages import PageError, error_page
 from .request_cart import RequestCart
+from .shadowing import check_once
+from .shopper import UNAVAILABLE, link_redirect
 from .stores.base import CartStore
 from .stores.registry import STORES, store_class
 
@@ -50,12 +53,42 @@ def make_store(app: Flask, db: Any = None) -> CartStore:
         return spec
     if not isinstance(spec, str):
         raise TypeError(f"CART_STORE must be a name, a dotted path or a CartStore, not {spec!r}")
-    cls = store_class(spec)
     if spec not in STORES:
-        return cls(**app.config["CART_STORE_OPTIONS"])
-    builtin: Any = cls  # SQLStore or RedisStore
-    store: CartStore = builtin.from_config(app, db=db, timeout=store_timeout(app.config))
+        return store_class(spec)(**app.config["CART_STORE_OPTIONS"])
+    if db is not None and spec != "redis" and not _flask_sqlalchemy(db):
+        raise TypeError(
+            f"db= takes a Flask-SQLAlchemy instance (pip install 'flask-cart[sqlalchemy]'), "
+            f"not {type(db).__name__}"
+        )
+    try:
+        builtin: Any = store_class(spec)  # SQLStore or RedisStore
+        store: CartStore = builtin.from_config(app, db=db, timeout=store_timeout(app.config))
+    except ImportError as exc:
+        missing = _missing_module(exc)
+        if missing not in STORE_EXTRAS:
+            raise
+        raise ImportError(
+            f"CART_STORE = {spec!r} needs the {missing!r} package, which is not installed: "
+            f"pip install 'flask-cart[{STORE_EXTRAS[missing]}]'",
+            name=missing,
+        ) from None
     return store
+
+
+#: The extra of flask-cart that installs each package a built-in store imports.
+STORE_EXTRAS = {"redis": "redis", "sqlalchemy": "sqlalchemy", "flask_sqlalchemy": "sqlalchemy"}
+
+
+def _missing_module(exc: ImportError) -> str | None:
+    """The top-level package an ImportError (or werkzeug's ImportStringError) misses."""
+    cause: Any = getattr(exc, "exception", None) or exc
+    name = getattr(cause, "name", None)
+    return name.partition(".")[0] if isinstance(name, str) else None
+
+
+def _flask_sqlalchemy(db: Any) -> bool:
+    """Whether `db` looks like a Flask-SQLAlchemy extension (its engine and metadata)."""
+    return hasattr(type(db), "engine") and hasattr(db, "metadata")
 
 
 class CartManager:
@@ -63,6 +96,8 @@ class CartManager:
 
     def __init__(self, app: Flask | None = None, db: Any = None) -> None:
         self.loader: ProductLoader | None = None
+        #: customer_id -> address or None, for ``flask cart abandoned --send``.
+        self.email_lookup: Callable[[str], str | None] | None = None
         #: Seconds since the epoch; the sync window's clock (tests may replace it).
         self.clock: Callable[[], float] = time.time
         self._states: WeakKeyDictionary[Flask, _AppState] = WeakKeyDictionary()
@@ -93,12 +128,14 @@ class CartManager:
             app.register_error_handler(StoreUnavailable, store_unavailable_response)
         if app.config["CART_BLUEPRINT"]:
             from . import (
+                contact,  # noqa: F401 - adds /email and /unsubscribe/<token> to the blueprint
                 links,  # noqa: F401 - adds the cart-link routes to the blueprint
                 recovery,  # noqa: F401 - adds /recover/<token> to the blueprint
             )
             from .views import blueprint, unmatched_route
 
             app.before_request(unmatched_route)  # before the blueprint's own hooks
+            app.before_request(check_once(app))  # a shop rule on a cart route's URL: warn
             app.register_blueprint(blueprint, url_prefix=settings.url_prefix)
         else:  # the blueprint registers them otherwise
             app.before_request(prepare_request)
@@ -116,6 +153,12 @@ class CartManager:
         self.loader = loader
         return loader
 
+    def customer_email(self, lookup: Callable[[str], str | None]) -> Callable[[str], str | None]:
+        """Register ``lookup(customer_id) -> address or None``: where ``flask cart abandoned
+        --send`` sends a customer's reminder (None: not sent)."""
+        self.email_lookup = lookup
+        return lookup
+
     def _state(self, app: Flask | None) -> _AppState:
         app = app if app is not None else current_app._get_current_object()  # type: ignore[attr-defined]
         try:
@@ -124,6 +167,7 @@ class CartManager:
             raise RuntimeError("this CartManager was not initialised on this app") from None
 
     def settings(self, app: Flask | None = None) -> Settings:
+        """The app's checked, read-only CART_* settings (the current app's by default)."""
         return self._state(app).settings
 
     def uses_app_db(self, app: Flask | None = None) -> bool:
@@ -180,29 +224,18 @@ class CartManager:
         request_carts().link_guest_carts(user)
 
     def abandoned_reports(
-        self, stages: Sequence[str] | None = None, *, limit: int | None = 200
+        self,
+        stages: Sequence[str] | None = None,
+        *,
+        limit: int | None = 200,
+        with_links: bool = False,
     ) -> list[dict[str, Any]]:
         """What ``flask cart abandoned --dry-run`` would report now, as its ``--json`` objects
-        (`stages` default to CART_ABANDONED_STAGES; nothing is claimed, no signal is sent;
-        ``recovery_url`` is None where no link can be made)."""
-        from .abandoned import report_json, run_abandoned
-        from .config import parse_stages
-        from .recovery import recovery_links
+        (`stages` default to CART_ABANDONED_STAGES; nothing is claimed, no signal is sent).
+        ``recovery_url`` is None unless `with_links` (then None where no link can be made)."""
+        from .abandoned import preview_reports
 
-        chosen = parse_stages(stages) if stages is not None else self.settings().abandoned_stages
-        try:
-            make_link: Callable[[str, str], str] | None = recovery_links(self)
-        except RuntimeError:
-            make_link = None
-        reports = []
-        for batch in run_abandoned(self.get_store(), stages=chosen, dry_run=True, limit=limit):
-            for report in batch:
-                url: str | None = None
-                if make_link is not None:
-                    with suppress(CartError):  # no link can name this cart: url None
-                        url = make_link(report.key.identifier, report.key.instance)
-                reports.append(report_json(report, url))
-        return reports
+        return preview_reports(self, stages, limit=limit, with_links=with_links)
 
     def recovery_url(
         self,
@@ -231,8 +264,13 @@ def _template_context() -> dict[str, Any]:
 
 
 def store_unavailable_response(exc: StoreUnavailable) -> ResponseReturnValue:
-    """The JSON 503 for a StoreUnavailable: the app-wide handler CART_HANDLE_STORE_ERRORS
-    registers, also for an app to register on its own pages or blueprints."""
+    """The 503 for a StoreUnavailable: the app-wide handler CART_HANDLE_STORE_ERRORS
+    registers, also for an app to register on its own pages or blueprints. A request that
+    wants a page (flask_cart.wants_page) gets ``flask_cart/error.html``; ``fetch`` and JSON
+    clients get the JSON error body. The page never shows the exception's text."""
+    if wants_page():
+        error = PageError(exc.status, exc.code, UNAVAILABLE)
+        return error_page(error, link_redirect())
     return jsonify(exc.to_dict()), exc.status
 
 

@@ -1,22 +1,33 @@
-"""Recovery links: ``carts.recovery_url(...)`` and ``GET /cart/recover/<token>``.
+"""Recovery links: ``carts.recovery_url(...)`` and ``/cart/recover/<token>``.
 
 A recovery URL carries a signed token (purpose ``recover``, so no other token passes)
 naming one stored cart: a guest cart (``{"guest": <uuid>, "instance": ...}``) or a
-customer's (``{"customer": <user id>, "instance": ...}``). Opening it gives that cart to the
-browser, on a top-level navigation only (flask_cart.navigation).
+customer's (``{"customer": <user id>, "instance": ...}``).
 
-A guest cart goes to exactly one browser, once, on every store, with the store's own
-merge. Each browser first merges an empty claim marker (``recover:<its cart id>``) into the
-guest cart, then seals it; the seal freezes the set of claims (a sealed cart takes no more
-merges), so every browser reads the same set and the first claim in sort order wins. Only
-the winner merges the sealed lines into its cart, under the merge marker of that sealed
-state (applied once however often it is retried), and then deletes the guest cart. A
-retry finds the same sealed state and finishes the work, or finds the marker in its cart.
+A customer's link changes nothing: logged in as that customer, the browser lands on the
+shop; logged out, on Flask-Login's login view with ``next`` back to the link; logged in as
+someone else, on CART_LINK_REDIRECT with a flashed message (never the login view, which
+sends a logged-in user straight back: a redirect loop).
+
+A guest's link, opened (GET), changes nothing either, so a mail scanner or a prefetch takes
+nothing: it shows ``flask_cart/confirm.html`` listing the saved lines at today's prices,
+whose button POSTs back with a signed confirmation token (flask_cart.navigation). That POST
+gives the cart to exactly one browser, once, on every store, with the store's own merge.
+The browser's own cart is checked first: one sealed by a login merge running now answers
+409 and the saved cart is left as it was. Then the browser merges an empty claim marker
+(``recover:<its cart id>``) into the guest cart and seals it; the seal freezes the set of
+claims (a sealed cart takes no more merges), so every browser reads the same set and the
+first claim in sort order wins. Only the winner merges the sealed lines into its cart,
+under the merge marker of that sealed state (applied once however often it is retried),
+and then deletes the guest cart. A retry finds the same sealed state and finishes the
+work, also after the browser's guest cart was merged at a login meanwhile (the first
+claim's cart is then a tombstone naming this browser's cart), or finds the marker in its
+cart. Its owner's browser opening the link later is told the cart went.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -24,15 +35,30 @@ from flask import current_app, flash, has_request_context, redirect, request, ur
 from flask.typing import ResponseReturnValue
 
 from . import signals
+from .catalog import Unavailable
 from .context import RequestCarts, request_carts
-from .errors import CartClosed, InvalidInput, InvalidInstance, InvalidLink, LoginRequired
+from .errors import (
+    CartClosed,
+    ConfirmationRequired,
+    InvalidInput,
+    InvalidInstance,
+    InvalidLink,
+    LoginRequired,
+)
 from .identity import is_guest_id
-from .lines import CartState, Owner
-from .navigation import follow_or_confirm
-from .request_cart import RequestCart
-from .stores.base import CartKey, merge_marker
+from .lines import CartState, Line, MergeOutcome, Owner
+from .navigation import (
+    NOT_CONFIRMED,
+    check_navigation,
+    confirmation_page,
+    confirmed,
+    wants_page,
+)
+from .request_cart import MAX_NAME_CHARS, RequestCart
+from .shopper import landing, link_redirect, plural
+from .stores.base import CartKey, is_tombstone, merge_marker, tombstone_marker
 from .tokens import read_token, token_maker
-from .views import blueprint, same_site_url
+from .views import blueprint
 
 PURPOSE = "recover"
 CUSTOMER_PREFIX = "customer:"
@@ -109,11 +135,9 @@ def recovery_links(
 def recover_cart(token: str) -> ResponseReturnValue:
     """Give this browser the cart the recovery token names (see the module's docstring)."""
     target = read_target(token)
-    page = follow_or_confirm("Recover your cart?", "Recover my cart")
-    if page is not None:
-        return page
     ctx = request_carts()
     if "customer" in target:
+        check_navigation()
         return _customer_cart(ctx, target["customer"], target["instance"])
     return _guest_cart(ctx, target["guest"], target["instance"])
 
@@ -125,30 +149,41 @@ def read_target(token: str) -> dict[str, str]:
         {"guest", "instance"},
         {"customer", "instance"},
     ):
-        raise InvalidLink("this link is not valid")
+        raise InvalidLink("This link is not valid.")
     if not all(isinstance(value, str) for value in data.values()):
-        raise InvalidLink("this link is not valid")
+        raise InvalidLink("This link is not valid.")
     settings = request_carts().settings
     if data["instance"] not in settings.instances:
-        raise InvalidLink("this link names a cart this shop does not keep")
+        raise InvalidLink("This link names a cart this shop does not keep.")
     if "guest" in data and not is_guest_id(data["guest"]):
-        raise InvalidLink("this link is not valid")
+        raise InvalidLink("This link is not valid.")
     return data
 
 
+#: The flashes of a link that cannot be opened here.
+ANOTHER_ACCOUNT = "This saved cart belongs to another account: log out first to open it."
+ELSEWHERE = (
+    "This saved cart is no longer here: it was opened in another browser, ordered, or has expired."
+)
+GONE = "This cart is no longer available: it was ordered, recovered elsewhere, or has expired."
+
+
 def _land() -> ResponseReturnValue:
-    """303 to a same-site ``next``, else CART_LINK_REDIRECT, else "/"."""
-    candidate = request.args.get("next")
-    if candidate and same_site_url(candidate):
-        return redirect(candidate, code=303)
-    return redirect(current_app.config.get("CART_LINK_REDIRECT") or "/", code=303)
+    """303 to a same-site ``next``, else CART_LINK_REDIRECT (under the app's root)."""
+    return redirect(landing(), code=303)
 
 
 def _customer_cart(ctx: RequestCarts, customer_id: str, instance: str) -> ResponseReturnValue:
-    """The customer's own cart: it is theirs once they are logged in as that customer."""
+    """The customer's own cart: it is theirs once they are logged in as that customer.
+    Opening it changes nothing, so it asks for no confirmation."""
     identity = ctx.identity()
+    if identity.customer_id is not None and identity.customer_id != customer_id:
+        # Never to the login page: a usual login view sends a logged-in user straight
+        # back to `next`, which would come here again, forever.
+        flash(ANOTHER_ACCOUNT, "cart-warning")
+        return redirect(link_redirect(), code=303)
     if identity.customer_id != customer_id:
-        return _ask_for_login(identity.customer_id is not None)
+        return _ask_for_login()
     cart = ctx.cart(instance)
     flash("Here is your cart.", "cart-info")
     ctx.send(
@@ -161,13 +196,11 @@ def _customer_cart(ctx: RequestCarts, customer_id: str, instance: str) -> Respon
     return _land()
 
 
-def _ask_for_login(as_someone_else: bool) -> ResponseReturnValue:
+def _ask_for_login() -> ResponseReturnValue:
     """Flask-Login's login_view with ``next`` back to this link; 401 without a login_view."""
     manager = getattr(current_app, "login_manager", None)
     view = getattr(manager, "login_view", None)
     message = "Log in to see your saved cart."
-    if as_someone_else:
-        message = "This cart belongs to another account: log in to that account to see it."
     if not view:
         raise LoginRequired(message)
     from flask_login import login_url
@@ -177,17 +210,31 @@ def _ask_for_login(as_someone_else: bool) -> ResponseReturnValue:
 
 
 def _guest_cart(ctx: RequestCarts, guest_id: str, instance: str) -> ResponseReturnValue:
-    """Merge the guest cart into this browser's cart, once, whoever else opens the link."""
-    settings = ctx.settings
+    """A GET shows the saved cart's lines with a button; its POST (with the page's
+    confirmation token) merges them into this browser's cart, once, whoever else opens the
+    link. Nothing is claimed before this browser's own cart is known to take them."""
+    check_navigation()
+    ask = request.method != "POST"
+    refused = False
+    if not ask:
+        try:
+            confirmed()  # the button of the page below, within its 10 minutes
+        except ConfirmationRequired:
+            if not wants_page():
+                raise
+            ask = refused = True  # a form another site submitted: the page, to confirm
     source = CartKey(guest_id, instance)
     cart = ctx.cart(instance)
-    if cart.key == source:
-        flash("Your cart is here.", "cart-info")  # its own browser opened the link
-        return _land()
     store = ctx.store
+    if cart.key == source:  # its own browser opened the link
+        return _own_browser(store.load(source))
     if _recovered_into(store.load(cart.key), source):
         flash("This cart has been recovered already.", "cart-info")
         return _land()
+    if ask:
+        return _confirmation(ctx, cart, source, refused=refused)
+    previous = _ready(ctx, cart)  # 409 here, before the saved cart is touched
+    settings = ctx.settings
     claim = CLAIM_PREFIX + cart.identifier
     state = store.load(source)
     sealed = CartState()
@@ -201,30 +248,41 @@ def _guest_cart(ctx: RequestCarts, guest_id: str, instance: str) -> ResponseRetu
             except CartClosed:
                 pass  # sealed meanwhile: the claims it holds decide, below
         sealed = store.seal(source)
-    claims = sorted(m for m in sealed.merged if m.startswith(CLAIM_PREFIX))
-    if not sealed.exists or sealed.customer_id is not None or claims[:1] != [claim]:
+    if not sealed.exists or sealed.customer_id is not None:
+        return _gone(cart, store.load(cart.key), source)
+    if not _won(store, sealed, source, cart, claim, previous):
         return _gone(cart, store.load(cart.key), source)
     if not sealed.lines:  # emptied (or deleted and re-made by a late claim) meanwhile
         store.delete(source)
         return _gone(cart, store.load(cart.key), source)
     # This browser's claim is the first in the sealed cart: it, and only it, takes the lines.
     caps = ctx.catalog.stock_caps(sealed.lines) if ctx.catalog.available else None
-    outcome = store.merge(
-        cart.key,
-        sealed.lines,
-        strategy=settings.merge_strategy,
-        marker=merge_marker(source, sealed),
-        owner=cart.owner,
-        limits=settings.limits,
-        line_caps=caps,
-    )
-    cart._wrote(outcome.state)
-    ctx.wrote(cart, changed=True)  # a guest's cookie is issued; a dead id is not adopted
+    outcomes: list[MergeOutcome] = []
+
+    def operation() -> bool:
+        outcome = store.merge(
+            cart.key,
+            sealed.lines,
+            strategy=settings.merge_strategy,
+            marker=merge_marker(source, sealed),
+            owner=cart.owner,
+            limits=settings.limits,
+            line_caps=caps,
+        )
+        cart._wrote(outcome.state)
+        outcomes.append(outcome)
+        return True  # a guest's cookie is issued; a dead id is not adopted
+
+    cart._change(operation, changed=True)  # a sealed cart here: 409, the saved cart stays
+    outcome = outcomes[-1]
     store.delete(source)
     if outcome.already_merged:
         flash("This cart has been recovered already.", "cart-info")
         return _land()
-    flash("Your saved cart is back.", "cart-info")
+    flash("Your saved cart is back.", "cart-success")
+    left = _left_behind(ctx, sealed.lines, outcome)
+    if left:
+        flash(f"Some items could not be brought back: {', '.join(left)}.", "cart-warning")
     ctx.send(
         signals.cart_recovered,
         cart=cart,
@@ -235,16 +293,104 @@ def _guest_cart(ctx: RequestCarts, guest_id: str, instance: str) -> ResponseRetu
     return _land()
 
 
+def _own_browser(state: CartState) -> ResponseReturnValue:
+    """The link opened in the browser whose cart it names: the cart is here, or it went."""
+    if state.exists and state.lines and not state.sealed:
+        flash("Your cart is here.", "cart-info")
+    else:
+        flash(ELSEWHERE, "cart-warning")
+    return _land()
+
+
+def _confirmation(
+    ctx: RequestCarts, cart: RequestCart, source: CartKey, *, refused: bool = False
+) -> ResponseReturnValue:
+    """The page listing the saved cart's lines at today's prices, with the button that
+    recovers them (403 with `refused`: a post without the page's token); a cart no longer
+    there is said instead."""
+    store = ctx.store
+    state = store.load(source)
+    if not state.exists or state.customer_id is not None or not state.lines:
+        return _gone(cart, store.load(cart.key), source)
+    if state.sealed:  # claimed by a recovery, or merged at a login: this browser's to finish?
+        claim = CLAIM_PREFIX + cart.identifier
+        if not _won(store, state, source, cart, claim, None):
+            return _gone(cart, store.load(cart.key), source)
+    lines = [_page_line(line) for line in ctx.catalog.reprice(state).lines.values()]
+    count = sum(line.quantity for line in state.lines.values())
+    message = f"Your saved cart holds {plural(count, 'item')}: recover it into this browser."
+    if refused:
+        message = f"{NOT_CONFIRMED} {message}"
+    status = 403 if refused else 200
+    return confirmation_page("Recover your cart?", "Recover my cart", lines, message, status=status)
+
+
+def _page_line(line: Line) -> dict[str, Any]:
+    """A saved line as the confirmation page lists it: name, quantity and today's price."""
+    name = str(line.extra.get("name") or "An item")[:MAX_NAME_CHARS]
+    if line.extra.get("available") is False:
+        return {"name": f"{name} (no longer available)", "quantity": line.quantity}
+    return {"name": name, "quantity": line.quantity, "price": line.unit_cost}
+
+
+def _ready(ctx: RequestCarts, cart: RequestCart) -> str | None:
+    """Check that this browser's cart can take the lines before the saved cart is claimed:
+    a cart sealed by a login merge running now answers 409 (CartClosed) and the saved cart
+    stays as it was; one whose merge was cut off is replaced by a new guest cart. Returns
+    the cookie's guest id so dropped (its claim may still be finished), else None."""
+    state = ctx.store.load(cart.key)
+    if not state.sealed:
+        return None
+    if not ctx.identity().is_guest or cart._being_merged():
+        raise CartClosed("Your cart is being updated. Please try again in a moment.")
+    previous = cart.identifier
+    ctx.drop_guest_id()
+    return previous
+
+
+def _won(
+    store: Any,
+    sealed: CartState,
+    source: CartKey,
+    cart: RequestCart,
+    claim: str,
+    previous: str | None,
+) -> bool:
+    """Whether this browser takes the sealed saved cart: its claim is the first, or the
+    first is this browser's earlier one (a guest id it dropped, or whose cart a login has
+    since merged into this browser's cart), so a recovery cut off half-way can finish."""
+    claims = sorted(m for m in sealed.merged if m.startswith(CLAIM_PREFIX))
+    if not claims:
+        return False
+    first = claims[0]
+    if first == claim or (previous is not None and first == CLAIM_PREFIX + previous):
+        return True
+    earlier = store.load(CartKey(first[len(CLAIM_PREFIX) :], source.instance))
+    return is_tombstone(earlier) and tombstone_marker(cart.key) in earlier.merged
+
+
+def _left_behind(ctx: RequestCarts, saved: Mapping[str, Line], outcome: MergeOutcome) -> list[str]:
+    """The saved lines the browser's cart does not hold in full after the merge (the stock
+    or a cap held them back), by product name: "Mug", "Spoon (2 of 5)"."""
+    left = []
+    for product_id, line in saved.items():
+        now = outcome.state.lines.get(product_id)
+        held = 0 if now is None else now.quantity
+        if held >= line.quantity:
+            continue
+        product = ctx.catalog.lookup(product_id) if ctx.catalog.available else None
+        name = None if product is None or isinstance(product, Unavailable) else product.name
+        name = (name or str(line.extra.get("name") or "an item"))[:MAX_NAME_CHARS]
+        left.append(name if held == 0 else f"{name} ({held} of {line.quantity})")
+    return left
+
+
 def _gone(cart: RequestCart, state: CartState, source: CartKey) -> ResponseReturnValue:
     """The guest cart is not this browser's to take: say why, change nothing."""
     if _recovered_into(state, source):
         flash("This cart has been recovered already.", "cart-info")
     else:
-        flash(
-            "This cart is no longer available: it was ordered, recovered elsewhere, "
-            "or has expired.",
-            "cart-warning",
-        )
+        flash(GONE, "cart-warning")
     return _land()
 
 

@@ -10,17 +10,20 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from blinker import Signal
 
 from . import signals
-from .cart import Cart, new_line, snapshot
+from .cart import Cart, new_line
 from .errors import (
     CartClosed,
     LineNotFound,
+    ProductUnavailable,
     QuantityLimitExceeded,
     StockExceeded,
+    StoreUnavailable,
     UnknownProduct,
 )
 from .lines import (
@@ -31,15 +34,46 @@ from .lines import (
     check_quantity,
     money_str,
 )
+from .stores.base import is_tombstone
+from .stores.failures import PUBLIC_MESSAGE
+from .totals import is_available, priced_details, snapshot
 
 if TYPE_CHECKING:
     from .context import RequestCarts
+    from .stores.base import CartStore
 
 MAX_NAME_CHARS = 200
 #: A guest cart sealed this recently is being merged at a login (in another tab): a write
 #: to it is refused (409) rather than moved to a new guest id, which that login's answer,
 #: clearing the guest cookie, would orphan. An older seal is an abandoned merge.
 MERGE_GRACE_SECONDS = 30
+#: What today's catalogue answers a change that a resent keyed change may have been
+#: applied before (see RequestCart._replayed).
+CATALOGUE_REFUSALS = (UnknownProduct, ProductUnavailable, StockExceeded, QuantityLimitExceeded)
+
+
+def on_outcome(
+    session: Any, *, committed: Callable[[], None], rolled_back: Callable[[], None]
+) -> None:
+    """Call `committed` when `session`'s transaction commits, `rolled_back` when it rolls
+    back, whichever comes first, once; neither when the session is closed without either
+    (its transaction, and the removal in it, is then rolled back: nothing to do)."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import scoped_session
+
+    target = session() if isinstance(session, scoped_session) else session
+    done: list[bool] = []
+
+    def once(action: Callable[[], None]) -> Callable[[Any], None]:
+        def listener(_session: Any) -> None:
+            if not done:
+                done.append(True)
+                action()
+
+        return listener
+
+    event.listen(target, "after_commit", once(committed), once=True)
+    event.listen(target, "after_rollback", once(rolled_back), once=True)
 
 
 class RequestCart(Cart):
@@ -53,13 +87,15 @@ class RequestCart(Cart):
         identity = ctx.identity()
         super().__init__(
             identity.identifier,
-            ctx.store,
+            ctx.manager.get_store(ctx.app),  # used through `store`, which checks the request
             identity.ttl,
             instance=instance,
             customer_id=identity.customer_id,
             limits=ctx.settings.limits,
         )
         self._ctx = ctx
+        self._quantum = ctx.settings.money_quantum
+        self._line_fields = ctx.settings.line_fields
 
     # -- reading -------------------------------------------------------------------------
 
@@ -73,9 +109,19 @@ class RequestCart(Cart):
         return self.state
 
     def refresh(self) -> CartState:
-        """Read the cart from the store now (and restart the sync window)."""
-        self._state = self._ctx.load(self)
+        """Read the cart from the store now (and restart the sync window); a store that does
+        not answer gives the browser's last copy, and the cart is `unavailable`."""
+        self._state = self._ctx.read(self)
         return self._state
+
+    @property
+    def store(self) -> CartStore:
+        """The app's store; after it failed in this request, StoreUnavailable at once."""
+        return self._ctx.store
+
+    @store.setter
+    def store(self, value: CartStore) -> None:
+        """Ignored: a request's cart always goes through the request's store (see above)."""
 
     def _wrote(self, state: CartState) -> CartState:
         view = self._ctx.catalog.reprice(state)
@@ -84,20 +130,28 @@ class RequestCart(Cart):
         return view
 
     def idempotent(self, key: str | None) -> None:
-        """Apply the next change at most once per `key` and owner (an HTTP Idempotency-Key):
-        a repeat of it while the cart remembers the key changes nothing."""
+        """Apply the next change at most once per `key` (an HTTP Idempotency-Key) in this
+        cart, for 24 h: a repeat of it changes nothing; another change with it raises
+        IdempotencyKeyReused. The key follows the lines into a customer's cart at login."""
         self._idempotency_key = key
 
     def _next_op(self) -> str | None:
+        """The change id of the next change: the same for one key in every cart of one
+        instance (the records are kept per cart), so a retry after a login merge, which
+        copies the guest cart's records, is recognised in the customer's cart."""
         key = self._idempotency_key
         if key is None:
             return None
-        scoped = f"{self.identifier}\0{self.instance}\0{key}".encode()
+        scoped = f"{self.instance}\0{key}".encode()
         return hashlib.sha256(scoped).hexdigest()[:32]
 
     def _being_merged(self) -> bool:
-        """True while this sealed guest cart is inside the grace of a login merge."""
-        sealed_at = self.store.load(self.key).updated_at
+        """True while this sealed guest cart is being merged at a login, or was (a
+        tombstone): a change sent with its cookie then would land in a cart nobody holds."""
+        state = self.store.load(self.key)
+        if is_tombstone(state):
+            return True
+        sealed_at = state.updated_at
         if sealed_at is None:
             return False
         return time.time() - sealed_at.timestamp() < MERGE_GRACE_SECONDS
@@ -115,8 +169,7 @@ class RequestCart(Cart):
                     raise
                 if self._being_merged():
                     raise CartClosed(
-                        "this cart is being merged into a customer's cart at a login: "
-                        "reload and try again"
+                        "this cart was merged into a customer's cart at a login: reload the page"
                     ) from None
                 self._ctx.drop_guest_id()
                 result = operation()
@@ -199,6 +252,34 @@ class RequestCart(Cart):
         Cart.destroy(self)
         self._ctx.forget(self.instance)
 
+    def get_ttl(self) -> int:
+        """Seconds until the cart expires (0 when there is none). A read: while the store
+        does not answer it is 0 and the cart `unavailable` (`set_ttl`, a change, raises)."""
+        identity = self._ctx.identity()
+        if identity.is_guest and not identity.issued:
+            return 0
+        if self._ctx.failure is None:
+            try:
+                return self.store.get_ttl(self.key)
+            except StoreUnavailable as exc:
+                self._ctx.store_failed(exc)
+        self.state  # noqa: B018 - the cart shown is the browser's copy (or empty)
+        self._ctx.degraded.add(self.instance)
+        return 0
+
+    def set_email(self, address: str | None) -> bool:
+        """Keep a contact address with this cart for abandoned-cart reminders (None forgets
+        it); InvalidInput (400) for a bad address. It goes with the cart at checkout and
+        at a merge into a customer's cart. False when there is no cart yet to keep it with.
+        """
+        from .reminders import check_email
+
+        email = None if address is None else check_email(address)
+        identity = self._ctx.identity()
+        if identity.is_guest and not identity.issued:
+            return False
+        return self.store.set_email(self.key, email)
+
     def copy(self, new_identifier: str | int) -> Cart:
         """A plain copy of the stored lines (without display flags) at `new_identifier`."""
         plain = Cart(
@@ -213,6 +294,41 @@ class RequestCart(Cart):
 
     def as_json(self) -> dict[str, Any]:
         return {**super().as_json(), "currency": self._ctx.settings.currency}
+
+    def get(self) -> dict[str, dict[str, Any]]:
+        """Every line: product id -> details (`unit_cost` and `line_total` as Decimals in the
+        currency's minor unit, `quantity`, `name`, the flags and the CART_LINE_FIELDS)."""
+        unit = self._quantum
+        return {pid: priced_details(line, unit) for pid, line in self._read().lines.items()}
+
+    def get_product(self, product_id: str) -> dict[str, Any]:
+        line = self._read().lines.get(product_id)
+        return priced_details(line, self._quantum) if line else {}
+
+    def remove_unavailable(self) -> list[str]:
+        """Remove the lines the catalogue cannot sell now (one change and one
+        `cart_item_removed` signal per line); returns their product ids."""
+        removed = []
+        for product_id in self._unavailable(self.refresh()):
+            if self.remove(product_id):
+                removed.append(product_id)
+        return removed
+
+    def _unavailable(self, state: CartState) -> list[str]:
+        return [pid for pid, line in state.lines.items() if not is_available(line)]
+
+    def _checkout_state(self) -> CartState:
+        """The store's cart, re-priced now; the copy a read falls back to while the store
+        does not answer is never checked out (StoreUnavailable)."""
+        state = self.refresh()
+        if self.instance in self._ctx.degraded:
+            raise StoreUnavailable(PUBLIC_MESSAGE)
+        return state
+
+    _session_error = (
+        "checkout(session=...) joins the app's SQL transaction and needs the carts in the "
+        "app's Flask-SQLAlchemy database; check carts.uses_app_db() before passing a session"
+    )
 
     def _still_orderable(self, state: CartState) -> bool:
         """Whether the stock still covers every line (checked at checkout, not in the token,
@@ -233,49 +349,103 @@ class RequestCart(Cart):
         """The final snapshot, re-priced; the cart leaves the store, the snapshot cookie and
         the guest cookie. Sends `cart_checked_out`. See `Cart.checkout` for `expect` (the
         `token` the customer reviewed) and `session`."""
+        if session is not None:
+            self._check_session(session)
         identity = self._ctx.identity()
         if identity.is_guest and not identity.issued:
             self._state = CartState()
             if expect is not None and expect != self.token:
                 raise self._changed()
-            result = snapshot(self.key, CartState())
+            result = snapshot(self.key, CartState(), self._quantum)
+            session = None  # nothing was removed: nothing to wait for
         else:
             result = super().checkout(expect, session=session)
         self._state = CartState()
-        self._ctx.forget(self.instance)
-        if identity.is_guest:
-            self._ctx.consume_guest_cookie()
+        if session is None:
+            self._taken(identity.is_guest)
+        else:  # the cookies follow the removal: committed or rolled back with the session
+            on_outcome(
+                session,
+                committed=lambda: self._taken(identity.is_guest),
+                rolled_back=self._kept,
+            )
         self._send(signals.cart_checked_out, snapshot=result)
         return result
+
+    def _taken(self, guest: bool) -> None:
+        """The cart left the store: its copy goes, and a guest's cookie."""
+        self._ctx.forget(self.instance)
+        if guest:
+            self._ctx.consume_guest_cookie()
+
+    def _kept(self) -> None:
+        """The removal was rolled back: the cart is the store's again (read on next use)."""
+        self._state = None
+        self._ctx.unrecord(self.instance)
 
     # -- what the HTTP routes call: prices and stock from the product loader ----------------
 
     def add_item(self, product_id: object, quantity: object = 1) -> None:
-        """Add units of a catalogue product at its current price (404 unknown, 422 stock)."""
+        """Add units of a catalogue product at its current price (404 unknown, 422 stock).
+        A keyed change applied before the catalogue moved answers the cart as it is now."""
         product_id = check_product_id(product_id)
         quantity = check_quantity(quantity, self.limits)
-        product = self._ctx.catalog.get(product_id)
-        if product is None:
-            raise UnknownProduct(f"unknown product {product_id!r}", product_id=product_id)
-        extra = {} if product.name is None else {"name": product.name[:MAX_NAME_CHARS]}
-        line = Line(product_id, quantity, money_str(product.unit_cost), extra)
-        self._add_line(line, product.stock)
-
-    def set_item(self, product_id: object, quantity: object) -> None:
-        """Set a line's quantity (0 removes it), within the caps and the stock."""
-        product_id = check_product_id(product_id)
-        quantity = check_quantity(quantity, self.limits, allow_zero=True)
-        if quantity > 0:
+        op = self._next_op()
+        try:
             product = self._ctx.catalog.get(product_id)
             if product is None:
                 raise UnknownProduct(f"unknown product {product_id!r}", product_id=product_id)
-            if product.stock is not None and quantity > product.stock:
-                raise StockExceeded(
-                    f"only {max(product.stock, 0)} of {product_id!r} in stock",
-                    product_id=product_id,
-                    limit=max(product.stock, 0),
-                )
+            extra = {} if product.name is None else {"name": product.name[:MAX_NAME_CHARS]}
+            line = Line(product_id, quantity, money_str(product.unit_cost), extra)
+            self._add_line(line, product.stock)
+        except CATALOGUE_REFUSALS:
+            if not self._replayed(op, "add", product_id, quantity):
+                raise
+
+    def set_item(self, product_id: object, quantity: object) -> None:
+        """Set a line's quantity (0 removes it), within the caps and the stock. A keyed
+        change applied before the catalogue moved answers the cart as it is now."""
+        product_id = check_product_id(product_id)
+        quantity = check_quantity(quantity, self.limits, allow_zero=True)
+        if quantity > 0:
+            op = self._next_op()
+            try:
+                self._check_stock(product_id, quantity)
+            except CATALOGUE_REFUSALS:
+                if self._replayed(op, "set", product_id, quantity):
+                    return
+                raise
         self.update(product_id, quantity)
+
+    def _check_stock(self, product_id: str, quantity: int) -> None:
+        """UnknownProduct, ProductUnavailable or StockExceeded unless the catalogue sells
+        `quantity` units of the product now."""
+        product = self._ctx.catalog.get(product_id)
+        if product is None:
+            raise UnknownProduct(f"unknown product {product_id!r}", product_id=product_id)
+        if product.stock is not None and quantity > product.stock:
+            raise StockExceeded(
+                f"only {max(product.stock, 0)} of {product_id!r} in stock",
+                product_id=product_id,
+                limit=max(product.stock, 0),
+            )
+
+    def _replayed(self, op: str | None, kind: str, *parts: object) -> bool:
+        """After a keyed change failed today's catalogue checks: True, the cart as it is now
+        answered (`replayed`, no signal), when the store recorded the key for this very
+        change (applied before the catalogue moved); IdempotencyKeyReused when it recorded
+        it for another change; else False. One store read, on this failure path only."""
+        self._idempotency_key = None
+        if op is None:
+            return False
+        identity = self._ctx.identity()
+        if identity.is_guest and not identity.issued:
+            return False
+        if not self.store.applied(self.key, op, kind, *parts):
+            return False
+        self._state = replace(self.refresh(), replayed=True)
+        self._ctx.wrote(self, False)
+        return True
 
     def remove_item(self, product_id: object) -> None:
         product_id = check_product_id(product_id)
@@ -298,3 +468,11 @@ class RequestCart(Cart):
         """The cart as the store holds it now, at the prices its lines were added at (one
         read; the request's cart and its sync window stay as they are)."""
         return self.store.load(self.key)
+
+    @property
+    def unavailable(self) -> bool:
+        """True when the store did not answer this request's read of the cart: what the cart
+        shows is the browser's last copy of it (however old), else an empty cart. Changes
+        and checkout raise StoreUnavailable meanwhile. Reads the cart first if not yet read."""
+        self.state  # noqa: B018 - a lazy cart is read (or falls back) first
+        return self.instance in self._ctx.degraded

@@ -25,6 +25,8 @@ Keyword arguments:
 - ``cart_recovered``: ``cart`` (the browser's cart now), ``identifier`` (the recovered
   cart's), ``instance``, ``moved`` (product -> units the merge changed; {} for a customer's
   own cart). Sent once per recovery link that gave a browser a cart.
+- ``cart_unsubscribed(app, identifier, instance)``: reminders were stopped for that cart
+  (its unsubscribe link confirmed, or a one-click POST per RFC 8058).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ cart_checked_out = _signals.signal("cart-checked-out")
 cart_link_followed = _signals.signal("cart-link-followed")
 cart_abandoned = _signals.signal("cart-abandoned")
 cart_recovered = _signals.signal("cart-recovered")
+cart_unsubscribed = _signals.signal("cart-unsubscribed")
 
 __all__ = [
     "cart_abandoned",
@@ -53,4 +56,5 @@ __all__ = [
     "cart_link_followed",
     "cart_merged",
     "cart_recovered",
+    "cart_unsubscribed",
 ]

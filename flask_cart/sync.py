@@ -108,7 +108,9 @@ _compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).enco
 def dump_entry(instance: str, entry: Entry) -> str | None:
     """The cookie value of `entry`; None when it would be larger than MAX_SNAPSHOT_BYTES."""
     text = _compact_json(encode_entry(entry))
-    payload = base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode("ascii")
+    # "replace": text UTF-8 cannot encode (a lone surrogate a shop stored) becomes "?".
+    data = text.encode("utf-8", "replace")
+    payload = base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
     if len(payload) > MAX_SNAPSHOT_BYTES - 40:
         return None
     return sign(current_app, f"{SYNC_SALT}.{instance}", payload)
@@ -117,7 +119,11 @@ def dump_entry(instance: str, entry: Entry) -> str | None:
 def write_entry(
     response: Response, request: Request, settings: Settings, instance: str, value: str | None
 ) -> None:
-    """Set the instance's snapshot cookie (lifetime: the sync window), or delete it (None)."""
+    """Set the instance's snapshot cookie, or delete it (None).
+
+    The snapshot is trusted for the sync window only (its check time is inside it), but the
+    cookie lives as long as a guest cart does: while the store is down, the last copy is what
+    the shop's pages show (``current_cart.unavailable``)."""
     name = cookie_name(settings, instance)
     secure = cookie_secure(settings, request)
     if value is None:
@@ -130,7 +136,7 @@ def write_entry(
         response,
         name,
         value,
-        max_age=settings.sync_seconds,
+        max_age=settings.guest_ttl,
         secure=secure,
         samesite=settings.cookie_samesite,
     )

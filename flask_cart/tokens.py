@@ -5,7 +5,9 @@ A token is ``payload.signature``: the payload is the URL-safe base64 of the JSON
 an HMAC in itsdangerous' format by flask_cart.signing (the app's secret key signs,
 SECRET_KEY_FALLBACKS still verify), under a salt per purpose, so a recovery token is never
 accepted as a cart link. A tampered token is :class:`InvalidLink` (400); one past its
-expiry is :class:`LinkExpired` (410). Both are raised before anything changes.
+expiry is :class:`LinkExpired` (410). Both are raised before anything changes. A
+confirmation page's token (:func:`confirm_token`) is bound to the URL its button posts to,
+expires after CONFIRM_SECONDS and carries a nonce the change records once.
 
 flask_cart.signing caches the derived keys and signs with one C call: ``flask cart
 abandoned`` makes one recovery link per report, so the token is on its hot path.
@@ -15,7 +17,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
+import math
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +32,12 @@ from .signing import signer, unsign
 
 #: A token longer than this is refused unread (a URL path segment stays small).
 MAX_TOKEN_LENGTH = 4096
+#: The latest expiry a token may carry (the year 9999, in Unix seconds).
+MAX_EXPIRY = 253402300799
+#: Purpose of the token a confirmation page's button posts (``cart_confirm``).
+CONFIRM_PURPOSE = "confirm"
+#: How long a confirmation page's button works, in seconds.
+CONFIRM_SECONDS = 600
 
 
 #: json.dumps(..., separators=(",", ":")) without building an encoder per call.
@@ -38,12 +49,21 @@ def _salt(purpose: str) -> str:
 
 
 def _expiry(max_age: float | None) -> float | None:
-    """The expiry (Unix seconds) of a token made now, valid for `max_age` seconds."""
+    """The expiry (Unix seconds) of a token made now, valid for `max_age` seconds: a
+    finite positive number (not a bool, NaN or infinity, which would never expire)."""
     if max_age is None:
         return None
-    if max_age <= 0:
+    if (
+        isinstance(max_age, bool)
+        or not isinstance(max_age, int | float)
+        or not math.isfinite(max_age)
+        or max_age <= 0
+    ):
         raise ValueError("max_age must be a positive number of seconds, or None")
-    return round(time.time() + max_age, 3)
+    expires = round(time.time() + max_age, 3)
+    if not math.isfinite(expires) or expires > MAX_EXPIRY:
+        raise ValueError("max_age is too large: use None for a link that does not expire")
+    return expires
 
 
 def token_maker(app: Flask, purpose: str, max_age: float | None = None) -> Callable[[Any], str]:
@@ -90,4 +110,36 @@ def read_token(app: Flask, purpose: str, token: str) -> Any:
     return data
 
 
-__all__ = ["MAX_TOKEN_LENGTH", "make_token", "read_token", "token_maker"]
+def confirm_token(app: Flask, target: str) -> str:
+    """The token of a confirmation page whose button posts to `target` (a path and query):
+    valid there only, for CONFIRM_SECONDS, carrying a random nonce that makes its use
+    recordable once."""
+    data = {"u": _digest(target), "n": secrets.token_hex(12)}
+    return make_token(app, CONFIRM_PURPOSE, data, CONFIRM_SECONDS)
+
+
+def read_confirm_token(app: Flask, target: str, token: str) -> str:
+    """The nonce of a confirmation token made for `target`; InvalidLink when it is not one
+    (another URL's, tampered, malformed), LinkExpired when it is too old."""
+    data = read_token(app, CONFIRM_PURPOSE, token)
+    if not isinstance(data, dict) or data.get("u") != _digest(target):
+        raise InvalidLink("this confirmation is not for this link")
+    nonce = data.get("n")
+    if not isinstance(nonce, str) or not nonce.isalnum() or len(nonce) > 64:
+        raise InvalidLink("this confirmation is not valid")
+    return nonce
+
+
+def _digest(target: str) -> str:
+    return hashlib.sha256(target.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+__all__ = [
+    "CONFIRM_SECONDS",
+    "MAX_TOKEN_LENGTH",
+    "confirm_token",
+    "make_token",
+    "read_confirm_token",
+    "read_token",
+    "token_maker",
+]

@@ -3,9 +3,11 @@
 Every route takes ``?instance=``. Successes answer the cart as JSON (form posts: 303 to a
 same-site ``next``); failures answer ``{"error": {"code", "message"}}`` with the status of
 the error: 400 malformed, 403 cross-site, 404 unknown product or line, 422 over a cap or
-the stock, 503 store unavailable. Mutating routes refuse another site's ``Origin`` and
-``Sec-Fetch-Site: cross-site``, except an ``Origin`` in CART_TRUSTED_ORIGINS; under
-Flask-WTF's CSRFProtect they also need its token.
+the stock, 503 store unavailable. A request that wants a page (a navigation or a form
+post, flask_cart.navigation.wants_page) gets flask_cart.shopper's answer instead.
+Mutating routes refuse another site's ``Origin`` and ``Sec-Fetch-Site: cross-site``,
+except an ``Origin`` in CART_TRUSTED_ORIGINS; under Flask-WTF's CSRFProtect they also need
+its token.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, flash, jsonify, redirect, request
+from flask import Blueprint, Response, current_app, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
@@ -27,17 +29,19 @@ from .errors import (
     MalformedBody,
     StoreUnavailable,
 )
+from .navigation import same_site_url, wants_page
 from .request_cart import RequestCart
+from .shopper import error_answer, failure_answer, http_message, landing
+from .stores.failures import PUBLIC_MESSAGE
 
-blueprint = Blueprint("flask_cart", __name__)
+#: ``templates/flask_cart/*.html`` of the app (or of another blueprint) win over these.
+blueprint = Blueprint("flask_cart", __name__, template_folder="templates")
 # Every request of the app, not only the cart routes, finds its cart through these.
 blueprint.before_app_request(prepare_request)
 blueprint.after_app_request(finish_request)
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 _IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
-#: Form errors answer the JSON error (not a flash and a redirect) with these statuses.
-JSON_ONLY_STATUSES = (403, 503)
 
 
 # -- request checks and input ---------------------------------------------------------------
@@ -47,15 +51,15 @@ JSON_ONLY_STATUSES = (403, 503)
 def _refuse_cross_site() -> None:
     """Changes from another site are refused, unless its Origin is in CART_TRUSTED_ORIGINS
     (a browser sends ``Sec-Fetch-Site: cross-site`` with a trusted origin too)."""
-    if request.method in SAFE_METHODS:
-        return
+    if request.method in SAFE_METHODS or request.endpoint == "flask_cart.unsubscribe":
+        return  # the unsubscribe route takes RFC 8058 one-click POSTs (see contact.py)
     origin = request.headers.get("Origin")
     if origin is not None and _trusted_origin(origin):
         return
     if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
-        raise CrossSiteRequest("cross-site requests may not change the cart")
+        raise CrossSiteRequest("Another site may not change this cart.")
     if origin is not None and not _same_site_origin(origin):
-        raise CrossSiteRequest(f"requests from {origin[:100]!r} may not change the cart")
+        raise CrossSiteRequest("Another site may not change this cart.")
 
 
 def _trusted_origin(origin: str) -> bool:
@@ -106,30 +110,9 @@ def cart_json(cart: RequestCart) -> dict[str, Any]:
 
 
 def _answer(cart: RequestCart) -> ResponseReturnValue:
-    if form_fields() is not None:
-        return redirect(_next_url(), code=303)
+    if form_fields() is not None:  # a form: 303 to its same-site `next` (or Referer)
+        return redirect(landing(back=True), code=303)
     return jsonify(cart_json(cart))
-
-
-def _next_url() -> str:
-    """The form's `next` when it stays on this site, else a same-site Referer, else "/"."""
-    fields = form_fields() or {}
-    for candidate in (fields.get("next"), request.referrer):
-        if isinstance(candidate, str) and candidate and same_site_url(candidate):
-            return candidate
-    return "/"
-
-
-def same_site_url(url: str) -> bool:
-    if "\\" in url or not url.isprintable():
-        return False
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    if not parts.scheme and not parts.netloc:
-        return url.startswith("/") and not url.startswith("//")
-    return parts.scheme in ("http", "https") and parts.netloc.lower() == request.host.lower()
 
 
 def error_response(code: str, message: str, status: int) -> tuple[Response, int]:
@@ -138,9 +121,8 @@ def error_response(code: str, message: str, status: int) -> tuple[Response, int]
 
 @blueprint.errorhandler(CartError)
 def _cart_error(exc: CartError) -> Any:
-    if form_fields() is not None and exc.status not in JSON_ONLY_STATUSES:
-        flash(exc.message, "cart-error")
-        return redirect(_next_url(), code=303)
+    if wants_page():  # a navigation or a form post: a flash and a 303, or a page
+        return error_answer(exc)
     return jsonify(exc.to_dict()), exc.status
 
 
@@ -150,6 +132,8 @@ def _http_error(exc: HTTPException) -> Any:
     code = (exc.name or "error").lower().replace(" ", "_")
     if type(exc).__name__ == "CSRFError":  # Flask-WTF: a missing or bad CSRF token
         status, code = 403, "csrf_failed"
+    if wants_page():
+        return failure_answer(code, status, http_message(code, status))
     return error_response(code, exc.description or exc.name, status)
 
 
@@ -200,8 +184,11 @@ def _under_prefix(path: str) -> bool:
 
 @blueprint.get("", strict_slashes=False)
 def view_cart() -> ResponseReturnValue:
-    """The cart."""
-    return _answer(_cart())
+    """The cart; 503 when the store does not answer (pages show the browser's copy)."""
+    cart = _cart()
+    if cart.unavailable:
+        raise StoreUnavailable(PUBLIC_MESSAGE)
+    return _answer(cart)
 
 
 @blueprint.post("/items")

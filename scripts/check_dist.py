@@ -3,9 +3,13 @@
 - the sdist carries the whole test suite, the docs sources, the demo shop, the benchmarks,
   the scripts, the Makefile and the CHANGELOG: every file git tracks under those, when run
   from a git checkout, and a fixed list of essentials in any case;
-- the wheel carries ``flask_cart`` with ``py.typed`` and ``openapi.yaml``, and nothing else;
+- the wheel carries ``flask_cart`` with ``py.typed``, ``openapi.yaml`` and the shopper
+  pages' templates, and nothing else;
 - the wheel installs into a fresh venv, where ``flask_cart`` imports from site-packages
-  with both data files beside it.
+  with its data files beside it;
+- in that venv, with nothing but ``pip install flask-cart``, the quick start runs on the
+  embedded SQLite default (a product loader, an add, ``GET /cart``: 200), and
+  ``CART_STORE = "redis"`` without redis-py is one clear error naming the extra.
 
 Prints one line per check and exits 1 at the first failure.
 """
@@ -21,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_TREES = ("tests", "docs", "demo_app", "bench", "scripts", ".ci")
+TEMPLATES = tuple(
+    f"flask_cart/templates/flask_cart/{name}.html" for name in ("layout", "confirm", "error")
+)
 ESSENTIAL = (
     "CHANGELOG.md",
     "README.md",
@@ -46,17 +53,55 @@ ESSENTIAL = (
     ".ci/run",
     "flask_cart/py.typed",
     "flask_cart/openapi.yaml",
+    *TEMPLATES,
 )
-PACKAGE_DATA = ("flask_cart/py.typed", "flask_cart/openapi.yaml")
+PACKAGE_DATA = ("flask_cart/py.typed", "flask_cart/openapi.yaml", *TEMPLATES)
 IMPORT_CHECK = """
 import importlib.resources, pathlib, sys
 import flask_cart
 here = pathlib.Path(flask_cart.__file__).resolve().parent
 assert "site-packages" in here.parts, f"imported from {here}, not from the venv"
-for name in ("py.typed", "openapi.yaml"):
-    assert importlib.resources.files("flask_cart").joinpath(name).is_file(), f"{name} missing"
+files = importlib.resources.files("flask_cart")
+for name in ("py.typed", "openapi.yaml", "templates/flask_cart/confirm.html"):
+    assert files.joinpath(name).is_file(), f"{name} missing"
 from flask_cart import Cart, CartManager, current_cart  # noqa: F401
 print(f"flask_cart {flask_cart.__version__} imports from {here}")
+"""
+# The quick start with only `pip install flask-cart`: no Flask-SQLAlchemy, Flask-Login or
+# redis-py in the venv; the carts live in the embedded SQLite default.
+PLAIN_QUICK_START = """
+import importlib.util, tempfile
+from decimal import Decimal
+for extra in ("flask_sqlalchemy", "flask_login", "redis"):
+    assert importlib.util.find_spec(extra) is None, f"{extra} is installed: not a plain install"
+from flask import Flask
+from flask_cart import CartManager
+
+app = Flask(__name__, instance_path=tempfile.mkdtemp())
+app.config["SECRET_KEY"] = "change-me"
+carts = CartManager(app)
+PRODUCTS = {"sku-1": {"unit_cost": Decimal("9.99"), "name": "Mug", "stock": 12}}
+
+
+@carts.product_loader
+def load_product(product_id):
+    return PRODUCTS.get(product_id)
+
+
+client = app.test_client()
+added = client.post("/cart/items", json={"product_id": "sku-1", "quantity": 2})
+assert added.status_code == 200, added.get_data(as_text=True)
+cart = client.get("/cart")
+assert cart.status_code == 200 and cart.json["quantity"] == 2, cart.get_data(as_text=True)
+redis_app = Flask(__name__)
+redis_app.config.update(SECRET_KEY="x", CART_STORE="redis")
+try:
+    CartManager(redis_app)
+except ImportError as exc:
+    assert "pip install 'flask-cart[redis]'" in str(exc) and "\\n" not in str(exc), exc
+else:
+    raise AssertionError("CART_STORE='redis' without redis-py raised nothing")
+print("plain install: the quick start answers 200 on the SQLite default; redis says its extra")
 """
 
 
@@ -111,7 +156,7 @@ def check_wheel(wheel: Path) -> None:
     )
     if foreign:
         fail(f"{wheel.name} carries files outside flask_cart: {', '.join(foreign[:10])}")
-    print(f"dist-check: {wheel.name}: {len(names)} files, py.typed and openapi.yaml included")
+    print(f"dist-check: {wheel.name}: {len(names)} files, all {len(PACKAGE_DATA)} data files")
 
 
 def check_install(wheel: Path) -> None:
@@ -127,6 +172,9 @@ def check_install(wheel: Path) -> None:
         result = subprocess.run([python, "-c", IMPORT_CHECK], cwd=tmp)
         if result.returncode:
             fail(f"{wheel.name} does not import from a fresh venv")
+        result = subprocess.run([python, "-c", PLAIN_QUICK_START], cwd=tmp)
+        if result.returncode:
+            fail(f"the quick start does not run with only `pip install {wheel.name}`")
 
 
 def main() -> None:

@@ -278,7 +278,7 @@ def test_a_locked_table_fails_the_run_within_the_walk_timeout(
     from flask_cart.stores import sql_abandoned
 
     monkeypatch.setattr(sql_abandoned, "WALK_TIMEOUT", 2.0)
-    store = make_store("postgres")
+    store = make_store("postgres", timeout=2.0)
     put(store, "a", age=2 * HOUR)
     with store.engine.connect() as locker:
         locker.execute(sa.text(f'LOCK TABLE "{store.table.name}" IN ACCESS EXCLUSIVE MODE'))
@@ -500,7 +500,7 @@ def test_without_server_name_a_clear_error_and_nothing_recorded(store: CartStore
     result = abandoned(store, SERVER_NAME=None)
     assert result.exit_code == 1
     assert "SERVER_NAME" in result.stderr
-    dry = abandoned(store, "--dry-run", "--json", SERVER_NAME=None)
+    dry = abandoned(store, "--dry-run", "--json", "--with-links", SERVER_NAME=None)
     assert dry.exit_code == 0
     assert json.loads(dry.stdout)["recovery_url"] is None
     assert "SERVER_NAME" in dry.stderr

@@ -25,6 +25,7 @@ from flask_cart.errors import StoreUnavailable
 from flask_cart.lines import Limits, Line, Owner
 from flask_cart.stores.base import CartKey
 from flask_cart.stores.sql import SQLStore
+from tests.conftest import drop_store_tables
 
 PG_BIN = Path(os.environ.get("CART_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 TIMEOUT = 2.0  # CART_STORE_TIMEOUT's default (libpq connects in whole seconds, at least 2)
@@ -192,5 +193,5 @@ def test_a_frozen_postgres_answers_store_unavailable_in_time(
     merge()
     assert quantities(store, customer) == {"a": 3, "b": 1}
     assert not store.load(guest).exists
-    store.table.drop(engine)
+    drop_store_tables(store, engine)
     engine.dispose()

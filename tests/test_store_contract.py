@@ -18,7 +18,6 @@ from flask_cart.errors import (
 from flask_cart.lines import Limits, Line, Owner
 from flask_cart.stores.base import (
     MAX_MERGE_MARKERS,
-    MAX_REMEMBERED_OPS,
     CartKey,
     merge_marker,
 )
@@ -300,7 +299,14 @@ def test_checkout_returns_the_snapshot_and_removes_the_cart(store):
     cart = Cart("u1", store, customer_id="7")
     cart.add("a", "2.50", 2, name="Tea")
     snap = cart.checkout()
-    assert snap["items"] == {"a": {"unit_cost": Decimal("2.50"), "quantity": 2, "name": "Tea"}}
+    assert snap["items"] == {
+        "a": {
+            "unit_cost": Decimal("2.50"),
+            "quantity": 2,
+            "name": "Tea",
+            "line_total": Decimal("5.00"),
+        }
+    }
     assert snap["total_cost"] == Decimal("5.00")
     assert (snap["count"], snap["quantity"], snap["customer_id"]) == (1, 2, "7")
     assert not cart.refresh().exists
@@ -450,16 +456,16 @@ def test_a_resent_clear_is_applied_once(store):
     assert _quantities(store.load(key)) == {"b": 1}
 
 
-def test_remembered_ops_are_bounded(store):
+def test_remembered_ops_are_not_bounded_by_count(store):
     key = CartKey("customer:7")
     _add(store, key, "first")
-    for n in range(MAX_REMEMBERED_OPS - 1):
+    for n in range(40):
         _add(store, key, f"other-{n}")
-    assert _add(store, key, "first").lines["a"].quantity == MAX_REMEMBERED_OPS  # remembered
+    assert _add(store, key, "first").lines["a"].quantity == 41  # remembered
     for n in range(2):
         _add(store, key, f"later-{n}")
-    # MAX_REMEMBERED_OPS + 1 other changes since: "first" is forgotten, so applied again.
-    assert _add(store, key, "first").lines["a"].quantity == MAX_REMEMBERED_OPS + 3
+    # Many other changes since: "first" is still remembered (for KEY_SECONDS).
+    assert _add(store, key, "first").lines["a"].quantity == 43
 
 
 # -- re-keying at registration: a sealed or expired guest cart -----------------------------

@@ -16,10 +16,11 @@
   document.documentElement.classList.add("js");
 
   class CartRequestError extends Error {
-    constructor(message, status, fallback) {
+    constructor(message, status, fallback, code) {
       super(message);
       this.status = status;
       this.fallback = fallback; // true: the JSON route is missing, post the form instead
+      this.code = code || "";
     }
   }
 
@@ -33,7 +34,7 @@
 
   const RETRY_DELAY_MS = 600;
 
-  async function callCart(method, path, payload) {
+  async function callCart(method, path, payload, url) {
     const options = {
       method,
       credentials: "same-origin",
@@ -51,7 +52,7 @@
     // same key is safe, since the store applies that key's change at most once.
     for (let attempt = 0; attempt < 2; attempt += 1) {
       try {
-        response = await fetch(api + path, options);
+        response = await fetch(url || api + path, options);
       } catch (error) {
         response = null;
       }
@@ -74,23 +75,68 @@
       (data && data.error && data.error.message) ||
       `Your cart could not be changed (HTTP ${response.status}).`;
     const missing = (response.status === 404 || response.status === 405) && !(data && data.error);
-    throw new CartRequestError(message, response.status, missing);
+    const code = data && data.error ? data.error.code : "";
+    throw new CartRequestError(message, response.status, missing, code);
   }
 
-  function flash(message, kind) {
+  function units(quantity) {
+    return quantity === 1 ? "1 item" : `${quantity} items`;
+  }
+
+  const TOAST_MS = 8000;
+  let toastTimer = null;
+
+  // A message in the sticky region at the top of the window (in view wherever the page is
+  // scrolled); after an add it links to the cart and says what it holds. Good news fades
+  // after a while; errors stay until closed.
+  function flash(message, kind, cart) {
     const box = document.getElementById("flashes");
     if (!box) return;
     const item = document.createElement("p");
     item.className = `flash flash-${kind}`;
-    item.setAttribute("role", "status");
-    item.textContent = message;
+    item.setAttribute("role", kind === "error" ? "alert" : "status");
+    item.append(document.createTextNode(message));
+    if (cart && box.dataset.cartUrl) {
+      const link = document.createElement("a");
+      link.className = "flash-cart";
+      link.href = box.dataset.cartUrl;
+      link.textContent = `View cart (${units(cart.quantity)})`;
+      item.append(" ", link);
+    }
+    closable(item);
     box.replaceChildren(item);
+    // Good news goes by itself after a while; an error stays until closed.
+    if (toastTimer) clearTimeout(toastTimer);
+    toastTimer = kind === "error" ? null : setTimeout(() => item.remove(), TOAST_MS);
   }
 
-  // flask-cart names products by id ("only 3 of 'wool-socks' in stock"): use their names.
-  function readable(message, productId, name) {
+  function closable(item) {
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "flash-close";
+    close.setAttribute("aria-label", "Close this message");
+    close.addEventListener("click", () => item.remove());
+    item.append(close);
+  }
+
+  // The messages the page came with (after a form post or a followed link) can be closed.
+  document.querySelectorAll("#flashes > .flash").forEach(closable);
+
+  // The shop's words for flask-cart's refusals, by error code.
+  const SHOP_WORDS = {
+    quantity_limit: () => `You can have at most ${maxQuantity} of one item`,
+    line_limit: () => "Your cart cannot hold more different products",
+    unknown_product: () => "That product is not sold here any more",
+    store_unavailable: () => "Your cart is unavailable for a moment: please try again in a few seconds",
+  };
+
+  // flask-cart names products by id ("only 3 of 'wool-socks' in stock"): use their names,
+  // and never show an id.
+  function readable(message, productId, name, code) {
+    if (SHOP_WORDS[code]) return SHOP_WORDS[code]();
     let text = String(message);
     if (productId && name) text = text.split(`'${productId}'`).join(name);
+    if (/'[A-Za-z0-9_.:-]+'/.test(text)) return "That product is not sold here any more";
     return text.charAt(0).toUpperCase() + text.slice(1);
   }
 
@@ -120,25 +166,33 @@
     }
   }
 
-  // A refused quantity: put back what the store holds and say why, on the line itself.
+  // A refused quantity: put back what the store holds (read from the store, not the
+  // browser's copy of the cart) and say why, on the line itself.
   async function refusedUpdate(form, message) {
     let cart = null;
     try {
-      cart = await callCart("GET", "");
+      cart = await callCart("GET", "", undefined, body.dataset.freshCart);
     } catch (error) {
       cart = null;
     }
-    const productId = lineOf(form);
+    const [productId, name] = productOf(form);
     const item = cart ? cart.items.find((line) => line.product_id === productId) : null;
     const input = form.querySelector('input[name="quantity"]');
+    if (cart && !item) {
+      // Gone from the store's cart: removed on another device. The row goes with it.
+      flash(`${name || "That product"} was removed on another device.`, "info");
+      showCart(cart);
+      return;
+    }
     if (cart) showCart(cart);
     if (item && input) input.value = String(item.quantity);
     const kept = item ? `: your cart still has ${item.quantity}.` : ".";
-    lineMessage(form, `${message}${kept}`);
+    lineMessage(form, `${message.replace(/\.$/, "")}${kept}`);
   }
 
   function showCart(cart) {
     document.querySelectorAll("[data-cart-badge]").forEach((badge) => {
+      badge.classList.remove("badge-unavailable");
       badge.textContent = String(cart.quantity);
       badge.classList.remove("bump");
       void badge.offsetWidth; // restart the animation
@@ -169,6 +223,9 @@
     });
     document.querySelectorAll("[data-cart-quantity]").forEach((el) => {
       el.textContent = String(cart.quantity);
+    });
+    document.querySelectorAll("[data-cart-noun]").forEach((el) => {
+      el.textContent = cart.quantity === 1 ? "item" : "items";
     });
     const empty = cart.items.length === 0;
     table.hidden = empty;
@@ -203,7 +260,7 @@
       const quantity = readQuantity(form, 1);
       const productId = form.querySelector('input[name="product_id"]').value;
       const cart = await callCart("POST", "/items", { product_id: productId, quantity });
-      flash(`Added ${quantity} × ${form.dataset.name || productId} to your cart.`, "success");
+      flash(`Added ${quantity} × ${form.dataset.name || "it"} to your cart.`, "success", cart);
       return cart;
     },
     update: async (form) => {
@@ -250,7 +307,8 @@
         return;
       }
       const [productId, name] = productOf(form);
-      const message = readable(error.message || "Your cart could not be changed.", productId, name);
+      const text = error.message || "Your cart could not be changed.";
+      const message = readable(text, productId, name, error.code);
       flash(message, "error");
       if (action === "update" && error.status !== 0) await refusedUpdate(form, message);
     } finally {

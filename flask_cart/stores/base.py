@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ..errors import IdempotencyKeyReused
 from ..lines import CartState, Limits, Line, MergeOutcome, Owner
 
 UTC = timezone.utc
@@ -26,13 +27,46 @@ class CartKey:
     instance: str = "cart"
 
 
-#: How many recent change ids a cart remembers (a change resent with one of them is not
-#: applied again). Idempotency keys from HTTP clients are change ids too.
-MAX_REMEMBERED_OPS = 32
+#: How long a change sent with an id (an HTTP Idempotency-Key) is remembered, in seconds,
+#: whatever else happens to the cart meanwhile: a resend inside it is not applied again.
+KEY_SECONDS = 86400
 
 #: How many merge markers a cart keeps (the most recent): a merge is retried within minutes,
-#: so a long-lived customer cart need not remember every guest cart it ever absorbed.
+#: so a long-lived customer cart need not remember every guest cart it ever absorbed. The
+#: markers of signed links (``link:...``) do not count: they are kept as long as the cart.
 MAX_MERGE_MARKERS = 32
+
+#: Markers kept as long as the cart, and carried into the target cart of a merge.
+LINK_MARKER_PREFIX = "link:"
+
+#: How long a guest cart merged at a login stays as a tombstone (sealed, no lines, naming
+#: the cart it went to), so that a change racing the login answers 409, in seconds.
+TOMBSTONE_SECONDS = 3600
+
+#: The merge marker of a tombstone: ``into:<identifier>:<instance>`` of the target cart.
+TOMBSTONE_PREFIX = "into:"
+
+
+def fingerprint(kind: str, *parts: object) -> str:
+    """What one change asks for (its kind and arguments), to tell a resend of it from another
+    change sent with the same id."""
+    text = "\0".join([kind, *(str(p) for p in parts)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def link_markers(state: CartState) -> list[str]:
+    """The cart's signed-link markers, which a merge carries into its target."""
+    return sorted(m for m in state.merged if m.startswith(LINK_MARKER_PREFIX))
+
+
+def tombstone_marker(target: CartKey) -> str:
+    """The marker a tombstone keeps: where its lines went."""
+    return f"{TOMBSTONE_PREFIX}{target.identifier}:{target.instance}"
+
+
+def is_tombstone(state: CartState) -> bool:
+    """True for a guest cart merged into another at a login (see CartStore.bury)."""
+    return state.sealed and any(m.startswith(TOMBSTONE_PREFIX) for m in state.merged)
 
 
 def new_op_id() -> str:
@@ -57,9 +91,10 @@ class CartStore(ABC):
     ) -> CartState:
         """Add `line.quantity` units to the line (created if new); its price and details win.
 
-        Every change takes `op`, the change's id (a new one when None): a change whose id
-        is among the cart's last MAX_REMEMBERED_OPS changes is not applied again, and the
-        cart is answered as it is now."""
+        Every change takes `op`, the change's id (None: a change no client resends). The
+        id is recorded with the change, in the same atomic step, for KEY_SECONDS: a change
+        resent with it is not applied again and the cart is answered as it is now; another
+        change sent with it raises IdempotencyKeyReused and changes nothing."""
 
     @abstractmethod
     def set_quantity(
@@ -117,8 +152,37 @@ class CartStore(ABC):
         owner: Owner,
         limits: Limits,
         line_caps: Mapping[str, int] | None = None,
+        carry: CartKey | None = None,
     ) -> MergeOutcome:
-        """Merge lines into the cart once per `marker`: a repeated marker changes nothing."""
+        """Merge lines into the cart once per `marker`: a repeated marker changes nothing.
+
+        `carry`: the (sealed) cart the lines come from; its change ids and signed-link
+        markers are recorded in this cart in the same write, so a resend after the merge
+        is recognised here."""
+
+    def bury(self, key: CartKey, into: CartKey) -> None:
+        """Replace a cart merged into `into` by a tombstone: sealed, no lines, naming `into`,
+        for TOMBSTONE_SECONDS (then gone). A store without tombstones deletes the cart."""
+        self.delete(key)
+
+    def op_record(self, key: CartKey, op: str) -> str | None:
+        """The fingerprint `op` was recorded with in the cart at `key` (a live record, within
+        KEY_SECONDS), or None. A store that keeps no records answers None."""
+        return None
+
+    def applied(self, key: CartKey, op: str, kind: str, *parts: object) -> bool:
+        """True when `op` was recorded for the change `kind` with arguments `parts` (as
+        the store fingerprints them: "add" or "set", product id, quantity) in the cart at
+        `key`: that change was applied. Another change recorded with `op` raises
+        IdempotencyKeyReused; no record: False. One read."""
+        seen = self.op_record(key, op)
+        if seen is None:
+            return False
+        if seen != fingerprint(kind, *parts):
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used for another change of this cart"
+            )
+        return True
 
     @abstractmethod
     def get_ttl(self, key: CartKey) -> int:
@@ -128,8 +192,17 @@ class CartStore(ABC):
     def set_ttl(self, key: CartKey, seconds: int) -> bool:
         """Set the cart's remaining lifetime; False when it does not exist."""
 
-    def rekey(self, source: CartKey, target: CartKey, *, owner: Owner, limits: Limits) -> CartState:
-        """Move a cart to a new key (as after registration), leaving nothing at `source`."""
+    def rekey(
+        self,
+        source: CartKey,
+        target: CartKey,
+        *,
+        owner: Owner,
+        limits: Limits,
+        tombstone: bool = False,
+    ) -> CartState:
+        """Move a cart to a new key (as after registration), its change ids and link markers
+        with it, leaving at `source` a tombstone when `tombstone`, else nothing."""
         sealed = self.seal(source)
         if not sealed.exists:
             return self.load(target)
@@ -140,8 +213,12 @@ class CartStore(ABC):
             marker=merge_marker(source, sealed),
             owner=owner,
             limits=limits,
+            carry=source,
         )
-        self.delete(source)
+        if tombstone:
+            self.bury(source, target)
+        else:
+            self.delete(source)
         return outcome.state
 
     def close(self) -> None:  # noqa: B027 - an optional hook
@@ -209,6 +286,37 @@ class CartStore(ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} does not support abandoned carts")
 
+    def load_many(self, keys: Sequence[CartKey]) -> list[CartState]:
+        """The carts at `keys` as they are now, in order (``flask cart abandoned`` re-reads
+        a batch with it just before its reports). Stores answer it in one round trip."""
+        return [self.load(key) for key in keys]
+
+    def release_abandoned(self, reports: Sequence[AbandonedCart]) -> None:
+        """Undo the claims of `reports` (their reminders could not be sent): the next run
+        reports them again, unless the cart has changed meanwhile."""
+        raise NotImplementedError(f"{type(self).__name__} does not support abandoned carts")
+
+    def set_email(self, key: CartKey, email: str | None) -> bool:
+        """Keep (None: forget) a contact address with the cart at `key` as it is now (a
+        cart made again at the key starts without one); False when there is no cart."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep contact addresses")
+
+    def unsubscribe(self, key: CartKey, uid: str) -> bool:
+        """Stop reminders for the cart at `key` while it is the cart `uid` names (changes
+        keep the flag); False when that cart is gone."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep contact addresses")
+
+    def contacts(self, keys: Sequence[CartKey], uids: Sequence[str]) -> list[Contact]:
+        """The contact of each cart at `keys` that still has the uid given in `uids`."""
+        return [Contact() for _ in keys]
+
+    def reread_abandoned(self, keys: Sequence[CartKey]) -> list[tuple[CartState, Contact]]:
+        """Each cart at `keys` as it is now, with its contact (``flask cart abandoned`` reads
+        a slice of claimed carts with it just before their reports). Stores answer it in one
+        round trip."""
+        states = self.load_many(keys)
+        return list(zip(states, self.contacts(keys, [s.uid for s in states]), strict=True))
+
 
 #: Called with the keys of a batch between reading it and claiming it (tests change a
 #: cart there).
@@ -247,6 +355,14 @@ def report_id(key: CartKey, state: CartState, stage: Stage) -> str:
         (key.identifier, key.instance, str(stage.seconds), state.uid, str(state.version))
     )
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Contact:
+    """What a cart keeps for its reminders: a guest's address, and whether they stopped."""
+
+    email: str | None = None
+    unsubscribed: bool = False
 
 
 @dataclass(frozen=True)

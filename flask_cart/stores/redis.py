@@ -5,9 +5,14 @@ hash tag, so both instances of one owner share a slot):
 
 - ``l:<product_id>``: ``"<quantity>|<seq>|<unit_cost>|<extra as JSON>"``
 - ``_v`` version, ``_c``/``_u`` created/updated (ms since epoch), ``_k`` customer id
-  (empty for a guest), ``_n`` line sequence, ``_s`` sealed, ``_o`` ids of recent changes
-  (a resent change is recognised and not applied twice), ``_i`` the cart's uid,
-  ``m:<marker>`` merges applied (when, in ms; the MAX_MERGE_MARKERS most recent).
+  (empty for a guest), ``_n`` line sequence, ``_s`` sealed, ``_i`` the cart's uid,
+  ``m:<marker>`` merges applied (when, in ms; the MAX_MERGE_MARKERS most recent, and every
+  signed link's ``m:link:...``); a tombstone (a guest cart merged at a login) also holds
+  ``m:into:<identifier>:<instance>``.
+
+Beside it, in the same slot, the hash ``<cart key>:ops`` records the changes sent with an
+id (an Idempotency-Key): ``<op id> -> "<expiry in ms>|<fingerprint>"``, each for
+KEY_SECONDS, the hash's TTL kept at least that of its newest record.
 
 Every call is one round trip (a merge: one read, then one compare-and-set script per
 try), so a frozen server costs one socket timeout. The scripts are in redis_scripts.py.
@@ -26,7 +31,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..errors import CartClosed, LineNotFound, StoreUnavailable
+from ..errors import CartClosed, IdempotencyKeyReused, LineNotFound, StoreUnavailable
 from ..lines import (
     CartState,
     Limits,
@@ -39,17 +44,23 @@ from ..lines import (
 )
 from .base import (
     MAX_MERGE_MARKERS,
-    MAX_REMEMBERED_OPS,
+    TOMBSTONE_SECONDS,
     AbandonedCart,
     BatchHook,
     CartKey,
     CartStats,
     CartStore,
     CleanupResult,
+    Contact,
     Progress,
     Stage,
+    fingerprint,
+    link_markers,
     new_op_id,
+    tombstone_marker,
 )
+from .failures import redis_cannot_answer, unavailable
+from .redis_replicas import ReplicaAck, check_replicas
 from .redis_scripts import SCRIPTS
 
 if TYPE_CHECKING:
@@ -122,10 +133,12 @@ def _merge_args(
     marker: str,
     owner: Owner,
     max_lines: int,
+    carried: tuple[list[str], list[str]] = ([], []),
 ) -> list[Any]:
     """ARGV of the merge script: write `lines` (the rule's result) over the cart read as
     `fields`, if what the rule looked at is unchanged and the new lines still fit under
-    `max_lines` (see redis_scripts.MERGE)."""
+    `max_lines` (see redis_scripts.MERGE); `carried`: markers, and flat (op id, record)
+    pairs, to record with it."""
     # The source's lines, and any line the rule dropped (a "replace" drops the cart's others).
     checks = [f"l:{pid}" for pid in source]
     checks += [
@@ -159,6 +172,10 @@ def _merge_args(
         *sets,
         len(new) // 3,
         *new,
+        len(carried[0]),
+        *carried[0],
+        len(carried[1]) // 2,
+        *carried[1],
     ]
 
 
@@ -194,9 +211,17 @@ class RedisStore(CartStore):
     """
 
     def __init__(
-        self, client: Any, *, prefix: str = "flask_cart:", timeout: float = DEFAULT_TIMEOUT
+        self,
+        client: Any,
+        *,
+        prefix: str = "flask_cart:",
+        timeout: float = DEFAULT_TIMEOUT,
+        replicas: int = 0,
     ) -> None:
         self.client = client
+        #: Replicas a change waits for before it is acknowledged (CART_REDIS_REPLICAS).
+        self.replicas = replicas
+        self._ack = ReplicaAck(client, replicas, timeout) if replicas else None
         #: Seconds that bound every call of this store.
         self.timeout = timeout
         self.prefix = prefix
@@ -205,7 +230,12 @@ class RedisStore(CartStore):
 
     @classmethod
     def from_url(
-        cls, url: str, *, timeout: float = DEFAULT_TIMEOUT, prefix: str = "flask_cart:"
+        cls,
+        url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        prefix: str = "flask_cart:",
+        replicas: int = 0,
     ) -> RedisStore:
         """A store on a new client with bounded timeouts and no blind retries."""
         import redis
@@ -219,7 +249,7 @@ class RedisStore(CartStore):
             retry=Retry(NoBackoff(), 0),
             health_check_interval=30,
         )
-        store = cls(client, prefix=prefix, timeout=timeout)
+        store = cls(client, prefix=prefix, timeout=timeout, replicas=replicas)
         store._owns_client = True
         return store
 
@@ -230,9 +260,12 @@ class RedisStore(CartStore):
         timeout for a stalled server is logged as a warning."""
         config = app.config
         prefix = config["CART_KEY_PREFIX"]
+        replicas = check_replicas(config.get("CART_REDIS_REPLICAS", 0))
         if config["CART_REDIS"] is None:
-            return cls.from_url(config["CART_REDIS_URL"], timeout=timeout, prefix=prefix)
-        store = cls(config["CART_REDIS"], prefix=prefix, timeout=timeout)
+            return cls.from_url(
+                config["CART_REDIS_URL"], timeout=timeout, prefix=prefix, replicas=replicas
+            )
+        store = cls(config["CART_REDIS"], prefix=prefix, timeout=timeout, replicas=replicas)
         wait = client_wait(store.client)
         if wait is not None and wait > timeout + 1:
             log.warning(
@@ -250,17 +283,45 @@ class RedisStore(CartStore):
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
-        import redis.exceptions as rex
-
+        """Errors that mean "cannot answer now" (down, a timeout, a failover, a replica,
+        loading) as StoreUnavailable, their detail logged; others pass through."""
         try:
             yield
-        except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
-            raise StoreUnavailable(f"the Redis cart store is unavailable: {exc}") from exc
+        except Exception as exc:
+            if isinstance(exc, StoreUnavailable) or not redis_cannot_answer(exc):
+                raise
+            raise unavailable("Redis did not answer", exc) from exc
 
-    def _run(self, name: str, key: CartKey, args: list[Any]) -> tuple[str, CartState, str]:
+    def ops_key(self, key: CartKey) -> str:
+        """The hash of the cart's change-id records (same slot as the cart)."""
+        return self.key(key) + ":ops"
+
+    def _run(
+        self, name: str, key: CartKey, args: list[Any], *, required: bool = True
+    ) -> tuple[str, CartState, str]:
+        keys = [self.key(key)]
+        if name in ("add", "set", "remove", "clear"):
+            keys.append(self.ops_key(key))
         with self._guard():
-            status, raw, extra = self._scripts[name](keys=[self.key(key)], args=args)
+            status, raw, extra = self._call(name, keys, args, required=required)
         return _text(status), decode_hash(raw), _text(extra)
+
+    def _call(
+        self,
+        name: str,
+        keys: list[str],
+        args: list[Any],
+        deadline: float | None = None,
+        *,
+        required: bool = True,
+    ) -> Any:
+        """Run the script `name`; with `replicas`, answered once that many replicas have
+        the change (`required` False: answered anyway; stores/redis_replicas.py)."""
+        if self._ack is None:
+            return self._scripts[name](keys=keys, args=args)
+        return self._ack.script(
+            self._scripts[name], keys, args, deadline=deadline, required=required
+        )
 
     def _write(
         self, name: str, key: CartKey, owner: Owner, args: list[Any], op: str | None
@@ -270,14 +331,26 @@ class RedisStore(CartStore):
             int(time.time() * 1000),
             owner.ttl,
             owner.customer_id or "",
-            MAX_REMEMBERED_OPS,
+            fingerprint(name, *args[:2]) if op else "",
         ]
         status, state, extra = self._run(name, key, head + args)
         if status == "sealed":
             raise CartClosed("this cart was merged into another and takes no more changes")
+        if status == "reused":
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used for another change of this cart"
+            )
         if status == "repeat":  # applied before: answered as it is now
             return "ok", replace(state, replayed=True), extra
         return status, state, extra
+
+    def op_record(self, key: CartKey, op: str) -> str | None:
+        with self._guard():
+            raw = self.client.hget(self.ops_key(key), op)
+        if raw is None:
+            return None
+        expires, _, recorded = _text(raw).partition("|")
+        return recorded if int(expires) > time.time() * 1000 else None
 
     def load(self, key: CartKey) -> CartState:
         with self._guard():
@@ -330,17 +403,22 @@ class RedisStore(CartStore):
 
     def delete(self, key: CartKey) -> bool:
         with self._guard():
+            if self._ack is not None:
+                return bool(self._ack.command([self.key(key)], "DEL", self.key(key)))
             return bool(self.client.delete(self.key(key)))
 
     def take(
         self, key: CartKey, *, expect: CartState | None = None, session: Any = None
     ) -> CartState:
         """Read and delete the cart; a sealed one (a merge in progress) raises CartClosed and
-        stays, so its lines reach the merge's target and never an order as well."""
+        stays, so its lines reach the merge's target and never an order as well. With
+        `replicas`, a take the replicas did not confirm in time still answers what it took
+        (a WARNING is logged): the cart is gone from the primary, and a 503 would lose the
+        order; after a failover that lost the take, the cart reappears."""
         if session is not None:
             raise TypeError("take(session=...) needs a SQL store; this is the Redis store")
         args = ["", ""] if expect is None else [expect.version, expect.uid]
-        status, state, _ = self._run("take", key, args)
+        status, state, _ = self._run("take", key, args, required=False)
         if status == "sealed":
             raise CartClosed("this cart is being merged into another and cannot be checked out")
         return state
@@ -358,10 +436,11 @@ class RedisStore(CartStore):
         owner: Owner,
         limits: Limits,
         line_caps: Mapping[str, int] | None = None,
+        carry: CartKey | None = None,
     ) -> MergeOutcome:
         """Read the target, apply the shared merge rule (lines.apply_merge), and write the
         result with one compare-and-set script: only if the lines the rule looked at are
-        still as read, with the marker in the same write.
+        still as read, with the marker (and what `carry` hands on) in the same write.
 
         A target changed there answers its new content and the merge is recomputed from it,
         a bounded number of times within the store's timeout. No WATCH: a frozen server
@@ -370,18 +449,23 @@ class RedisStore(CartStore):
         name = self.key(key)
         deadline = time.monotonic() + self.timeout
         with self._guard():
+            carried = self._carried(carry)
             raw = self.client.hgetall(name)
             for _ in range(MERGE_ATTEMPTS):
                 state = decode_hash(raw)
                 if state.sealed:
                     raise CartClosed("this cart was merged into another")
                 if marker in state.merged:
+                    if self._ack is not None:  # applied by an earlier call: replicated?
+                        self._ack.confirm([name], deadline=deadline)
                     return MergeOutcome(state, already_merged=True)
                 lines, moved, dropped = apply_merge(
                     state.lines, source, strategy, limits, line_caps
                 )
-                args = _merge_args(_fields(raw), source, lines, marker, owner, limits.max_lines)
-                status, raw, _ = self._scripts["merge"](keys=[name], args=args)
+                args = _merge_args(
+                    _fields(raw), source, lines, marker, owner, limits.max_lines, carried
+                )
+                status, raw, _ = self._call("merge", [name, self.ops_key(key)], args, deadline)
                 status = _text(status)
                 if status == "ok":
                     return MergeOutcome(decode_hash(raw), moved, dropped)
@@ -391,7 +475,21 @@ class RedisStore(CartStore):
                     raise CartClosed("this cart was merged into another")
                 if time.monotonic() > deadline:
                     break
-        raise StoreUnavailable("the cart changed too often to merge; try again")
+        raise unavailable(f"the cart {name} changed too often to merge within {self.timeout:g} s")
+
+    def _carried(self, source: CartKey | None) -> tuple[list[str], list[str]]:
+        """What a merge from `source` hands on: its signed-link markers, and its change-id
+        records as flat (op id, record) pairs."""
+        if source is None:
+            return [], []
+        markers = link_markers(decode_hash(self.client.hgetall(self.key(source))))
+        records = _fields(self.client.hgetall(self.ops_key(source)))
+        records.pop("_c", None)
+        return markers, [item for pair in sorted(records.items()) for item in pair]
+
+    def bury(self, key: CartKey, into: CartKey) -> None:
+        marker = "m:" + tombstone_marker(into)
+        self._run("bury", key, [marker, int(time.time() * 1000), TOMBSTONE_SECONDS])
 
     def get_ttl(self, key: CartKey) -> int:
         with self._guard():
@@ -400,6 +498,8 @@ class RedisStore(CartStore):
 
     def set_ttl(self, key: CartKey, seconds: int) -> bool:
         with self._guard():
+            if self._ack is not None:
+                return bool(self._ack.command([self.key(key)], "EXPIRE", self.key(key), seconds))
             return bool(self.client.expire(self.key(key), seconds))
 
     def cart_stats(
@@ -469,6 +569,42 @@ class RedisStore(CartStore):
             dry_run=dry_run,
             on_batch=on_batch,
         )
+
+    def load_many(self, keys: Sequence[CartKey]) -> list[CartState]:
+        """See CartStore.load_many; one pipeline (stores/redis_abandoned.py)."""
+        from . import redis_abandoned
+
+        return redis_abandoned.load_many(self, keys, decode_hash)
+
+    def release_abandoned(self, reports: Sequence[AbandonedCart]) -> None:
+        """See CartStore.release_abandoned (stores/redis_abandoned.py)."""
+        from . import redis_abandoned
+
+        redis_abandoned.release(self, reports)
+
+    def set_email(self, key: CartKey, email: str | None) -> bool:
+        """See CartStore.set_email; the field ``_e`` of the cart's hash."""
+        from . import redis_abandoned
+
+        return redis_abandoned.set_contact(self, key, "_e", email or "", "")
+
+    def unsubscribe(self, key: CartKey, uid: str) -> bool:
+        """See CartStore.unsubscribe; the field ``_x`` of the cart's hash."""
+        from . import redis_abandoned
+
+        return redis_abandoned.set_contact(self, key, "_x", "1", uid)
+
+    def reread_abandoned(self, keys: Sequence[CartKey]) -> list[tuple[CartState, Contact]]:
+        """See CartStore.reread_abandoned: one round trip."""
+        from . import redis_abandoned
+
+        return redis_abandoned.reread(self, keys, decode_hash)
+
+    def contacts(self, keys: Sequence[CartKey], uids: Sequence[str]) -> list[Contact]:
+        """See CartStore.contacts (stores/redis_abandoned.py)."""
+        from . import redis_abandoned
+
+        return redis_abandoned.contacts(self, keys, uids)
 
     def close(self) -> None:
         if self._owns_client:

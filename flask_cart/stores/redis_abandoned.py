@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from ..lines import CartState
-from .base import AbandonedCart, BatchHook, CartKey, Stage, report_id
+from .base import AbandonedCart, BatchHook, CartKey, Contact, Stage, report_id
 from .read_ahead import read_ahead
 from .redis_cleanup import glob_escape, is_cluster, ms_since_epoch
 
@@ -196,3 +196,140 @@ def claim_abandoned(
                 yield found
             if left is not None and left <= 0:
                 return
+
+
+#: KEYS: one cart. ARGV: the stage's seconds, the version it was claimed at. Deletes the
+#: claim only while it still names that version (a later claim stays).
+RELEASE_SCRIPT = """
+if redis.call('HGET', KEYS[1], 'a:' .. ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[1], 'a:' .. ARGV[1])
+end
+return 0
+"""
+
+
+def load_many(
+    store: RedisStore, keys: Sequence[CartKey], decode: Callable[[Any], CartState]
+) -> list[CartState]:
+    """The carts at `keys` as they are now, in order: one pipeline of HGETALLs."""
+    if not keys:
+        return []
+    with store._guard(), store.client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hgetall(store.key(key))
+        return [decode(raw) for raw in pipe.execute()]
+
+
+#: KEYS: carts. Answers one string: per cart ``<packed length>:<packed cart>`` (the hash's
+#: fields and values joined by NUL, as CLAIM_SCRIPT packs them; empty for no cart): one
+#: bulk reply is far cheaper to read than a pipeline of HGETALL replies.
+READ_SCRIPT = """
+local out = {}
+for _, key in ipairs(KEYS) do
+  local flat = redis.call('HGETALL', key)
+  local parts = {}
+  for j = 1, #flat, 2 do
+    if flat[j] ~= '_o' then
+      parts[#parts + 1] = flat[j]
+      parts[#parts + 1] = flat[j + 1]
+    end
+  end
+  local packed = table.concat(parts, '\\0')
+  out[#out + 1] = #packed .. ':' .. packed
+end
+return table.concat(out)
+"""
+
+
+def _packed(answer: bytes) -> Iterator[bytes]:
+    """Each cart's packed hash in READ_SCRIPT's answer."""
+    pos, end = 0, len(answer)
+    while pos < end:
+        colon = answer.index(b":", pos)
+        stop = colon + 1 + int(answer[pos:colon])
+        yield answer[colon + 1 : stop]
+        pos = stop
+
+
+def reread(
+    store: RedisStore, keys: Sequence[CartKey], decode: Callable[[Any], CartState]
+) -> list[tuple[CartState, Contact]]:
+    """See CartStore.reread_abandoned: one script call (one per cart in a pipeline on Redis
+    Cluster) answering the carts' hashes packed; the contact is read from the same hash
+    (its fields ``_e`` and ``_x``)."""
+    if not keys:
+        return []
+    client = store.client
+    wire = _Wire(client)
+    names = [store.key(key) for key in keys]
+    with store._guard():
+        if is_cluster(client):
+            with client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.execute_command("EVAL", READ_SCRIPT, 1, name)
+                answers = [p for a in pipe.execute() for p in _packed(wire.raw(a))]
+        else:
+            answers = list(_packed(wire.raw(client.eval(READ_SCRIPT, len(names), *names))))
+    out = []
+    for packed in answers:
+        text = packed.decode(wire.encoding, wire.errors)
+        parts = text.split("\0") if text else []
+        fields = dict(zip(parts[::2], parts[1::2], strict=True))
+        contact = Contact(fields.get("_e") or None, fields.get("_x") == "1")
+        out.append((decode(fields), contact))
+    return out
+
+
+def release(store: RedisStore, reports: Sequence[AbandonedCart]) -> None:
+    """Delete the claims of `reports` (their reminders were not sent): one pipeline."""
+    if not reports:
+        return
+    with store._guard(), store.client.pipeline(transaction=False) as pipe:
+        for r in reports:
+            key = store.key(r.key)  # EVAL, not eval(): a cluster pipeline has no eval()
+            pipe.execute_command("EVAL", RELEASE_SCRIPT, 1, key, r.stage.seconds, r.state.version)
+        pipe.execute()
+
+
+# --- contacts: fields of the cart's hash, kept by every change, gone with the cart ------------
+
+#: KEYS: the cart. ARGV: the field (``_e`` address, ``_x`` unsubscribed), its value ("" to
+#: delete it), the uid the cart must have ("" for any). Answers 1 when written, 0 when
+#: there is no such cart (none, a tombstone, another uid).
+CONTACT_SCRIPT = """
+local f = redis.call('HMGET', KEYS[1], '_v', '_s', '_i')
+if not f[1] or f[2] == '1' or (ARGV[3] ~= '' and f[3] ~= ARGV[3]) then return 0 end
+if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1])
+else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 1
+"""
+
+
+def set_contact(store: RedisStore, key: CartKey, field: str, value: str, uid: str) -> bool:
+    """Write one contact field of the cart at `key` (see CONTACT_SCRIPT)."""
+    name = store.key(key)
+    with store._guard():
+        if store._ack is not None:  # CART_REDIS_REPLICAS: answered once replicated
+            return bool(
+                store._ack.command([name], "EVAL", CONTACT_SCRIPT, 1, name, field, value, uid)
+            )
+        return bool(store.client.eval(CONTACT_SCRIPT, 1, name, field, value, uid))
+
+
+def contacts(store: RedisStore, keys: Sequence[CartKey], uids: Sequence[str]) -> list[Contact]:
+    """See CartStore.contacts: one pipeline of HMGETs."""
+    if not keys:
+        return []
+    with store._guard(), store.client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hmget(store.key(key), "_i", "_e", "_x")
+        answers = pipe.execute()
+    out = []
+    for (uid_now, email, stopped), uid in zip(answers, uids, strict=True):
+        text = uid_now.decode() if isinstance(uid_now, bytes) else uid_now
+        if text != uid:
+            out.append(Contact())
+            continue
+        address = email.decode() if isinstance(email, bytes) else email
+        out.append(Contact(address or None, stopped in (b"1", "1")))
+    return out

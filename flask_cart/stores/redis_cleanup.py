@@ -47,16 +47,17 @@ UTC = timezone.utc
 #: changed-since-7 d. Answers {carts, guests, changed 24 h, changed 7 d, oldest change
 #: (-1 when none), due guests, due customers, 0 (leftovers: none since sealed carts age
 #: like any other)}; in "delete" mode the due carts are deleted. A key that is not a cart
-#: (no ``_u``, or not a hash) is left alone.
+#: (no ``_u``, or not a hash) is left alone, and so is a login merge's tombstone (no
+#: ``_v``), which its own TTL removes within the hour.
 CLEANUP_SCRIPT = """
 local delete = ARGV[1] == 'delete'
 local guest, customer = tonumber(ARGV[2]), tonumber(ARGV[3])
 local day, week = tonumber(ARGV[4]), tonumber(ARGV[5])
 local r = {0, 0, 0, 0, -1, 0, 0, 0}
 for _, key in ipairs(KEYS) do
-  local f = redis.pcall('HMGET', key, '_u', '_k')
+  local f = redis.pcall('HMGET', key, '_u', '_k', '_v')
   local u = nil
-  if type(f) == 'table' and not f.err then u = tonumber(f[1]) end
+  if type(f) == 'table' and not f.err and f[3] then u = tonumber(f[1]) end
   if u then
     local is_guest = not f[2] or f[2] == ''
     r[1] = r[1] + 1
@@ -91,6 +92,14 @@ def ms_since_epoch(value: datetime) -> int:
 def glob_escape(text: str) -> str:
     """`text` as a literal in a SCAN MATCH pattern."""
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+def is_ops_key(key: bytes | str) -> bool:
+    """True for ``<prefix>{<identifier>}:<instance>:ops`` (a cart's change-id records, see
+    stores/redis.py), whose identifier and instance are percent-encoded: a cart's own key
+    has one ``:`` after the hash tag, this one two."""
+    text = key.decode() if isinstance(key, bytes) else key
+    return text.rpartition("}")[2].count(":") == 2
 
 
 def is_cluster(client: Any) -> bool:
@@ -128,6 +137,8 @@ class _Batches:
         batch: list[Any] = []
         pattern = glob_escape(self.store.prefix) + "*"
         for key in self.client.scan_iter(match=pattern, count=self.batch_size, _type="hash"):
+            if is_ops_key(key):
+                continue  # a cart's change-id records: gone with their own TTL
             batch.append(key)
             if len(batch) >= self.batch_size:
                 yield batch

@@ -7,9 +7,12 @@ more as ``1e+14``, which would leave the cart unreadable.
 
 from __future__ import annotations
 
+from .base import KEY_SECONDS
+
 #: The cart's hash as one string, fields and values separated by NUL (no value holds
 #: one: identifiers and product ids are printable, JSON escapes control characters),
-#: leaving out the remembered op ids: one bulk reply is far cheaper to read than a list.
+#: leaving out ``_o`` (change ids kept there by earlier versions): one bulk reply is far
+#: cheaper to read than a list.
 _PACK = """
 local function packed(k)
   local flat = redis.call('HGETALL', k)
@@ -24,19 +27,44 @@ local function packed(k)
 end
 """
 
-#: KEYS: the cart. ARGV: op id, now (ms), ttl, customer id, ops to remember, then the
-#: change's own arguments from ARGV[6]. Answers {status, the packed cart, extra}; status
-#: "repeat" for an op id already applied. An op id "~..." (a change sent without one) is
-#: not remembered: only changes a client may resend take the MAX_REMEMBERED_OPS places.
+#: A change id's record in the cart's ops hash (``<cart key>:ops``): ``field -> "<expiry in
+#: ms>|<fingerprint>"``; the hash's own TTL is kept at least that of its newest record, and
+#: each write that records one prunes expired records met by one HSCAN step (its cursor in
+#: the field ``_c``). KEYS[2]: the ops hash. Uses `now` (ms, a string).
+_REMEMBER = """
+local function remember(ops, field, value)
+  local expiry = tonumber(string.match(value, '^(%d+)|'))
+  local left = expiry - tonumber(now)
+  if left <= 0 then return end
+  redis.call('HSET', ops, field, value)
+  if redis.call('PTTL', ops) < left then redis.call('PEXPIRE', ops, left) end
+  local page = redis.call('HSCAN', ops, redis.call('HGET', ops, '_c') or '0', 'COUNT', 8)
+  for j = 1, #page[2], 2 do
+    local e = tonumber(string.match(page[2][j + 1], '^(%d+)|'))
+    if e and e <= tonumber(now) then redis.call('HDEL', ops, page[2][j]) end
+  end
+  redis.call('HSET', ops, '_c', page[1])
+end
+"""
+
+#: KEYS: the cart, its ops hash. ARGV: op id, now (ms), ttl, customer id, the change's
+#: fingerprint, then the change's own arguments from ARGV[6]. Answers {status, the packed
+#: cart, extra}; status "repeat" for an op id recorded with the same fingerprint, "reused"
+#: for one recorded with another. An op id "~..." (a change sent without one) is not
+#: recorded, and the ops hash is not touched.
 _COMMON = (
     _PACK
     + """
 local key = KEYS[1]
-local op, now, ttl, customer = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local op, now, ttl, customer, fp = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local keyed = string.sub(op, 1, 1) ~= '~'
 local function int(n) return string.format('%d', n) end
 local function answer(status, extra)
   return {status, packed(key), extra or ''}
 end
+"""
+    + _REMEMBER
+    + """
 local function line_count()
   local n = 0
   for _, f in ipairs(redis.call('HKEYS', key)) do
@@ -45,22 +73,25 @@ local function line_count()
   return n
 end
 local function commit()
-  local ops = redis.call('HGET', key, '_o') or ''
-  local kept = {}
-  if string.sub(op, 1, 1) ~= '~' then kept[1] = op end
-  for id in string.gmatch(ops, '%S+') do
-    if #kept < tonumber(ARGV[5]) then kept[#kept + 1] = id end
-  end
   redis.call('HINCRBY', key, '_v', 1)
   redis.call('HSETNX', key, '_c', now)
   redis.call('HSETNX', key, '_i', op)
-  redis.call('HSET', key, '_u', now, '_k', customer, '_o', table.concat(kept, ' '))
+  redis.call('HSET', key, '_u', now, '_k', customer)
   redis.call('EXPIRE', key, ttl)
+  if keyed then remember(KEYS[2], op, int(tonumber(now) + KEY_MS) .. '|' .. fp) end
 end
 if redis.call('HGET', key, '_s') == '1' then return answer('sealed') end
-local seen = ' ' .. (redis.call('HGET', key, '_o') or '') .. ' '
-if string.find(seen, ' ' .. op .. ' ', 1, true) then return answer('repeat') end
-"""
+if keyed then
+  local record = redis.call('HGET', KEYS[2], op)
+  if record then
+    local expiry, was = string.match(record, '^(%d+)|(.*)$')
+    if tonumber(expiry) > tonumber(now) then
+      if was == fp then return answer('repeat') end
+      return answer('reused')
+    end
+  end
+end
+""".replace("KEY_MS", str(KEY_SECONDS * 1000))
 )
 
 ADD = (
@@ -159,12 +190,15 @@ return {'ok', packed(key), ''}
 #: ('changed' otherwise, with the cart as it is now), so changes to other lines do not
 #: make the merge start over. The marker is added, and the oldest markers past the limit
 #: dropped, in the same write.
+#: Signed-link markers (``m:link:...``) are not among those dropped.
+#: KEYS: the cart, its ops hash.
 #: ARGV: the marker's field, now (ms), ttl, customer id, markers to keep, uid for a new
 #: cart, the most lines the cart may hold before the write (less the new ones, plus the
 #: deleted ones; '' when none are added),
 #: then counted groups: checks (field, value read or '' when absent), fields to delete,
-#: (field, value) to set, and new lines (field, head, tail: the value is head .. the next
-#: line sequence .. tail).
+#: (field, value) to set, new lines (field, head, tail: the value is head .. the next
+#: line sequence .. tail), markers carried from the source cart, and change-id records
+#: carried from the source's ops hash (field, value).
 MERGE = (
     _PACK
     + """
@@ -173,6 +207,9 @@ local marker, now = ARGV[1], ARGV[2]
 local function answer(status)
   return {status, packed(key), ''}
 end
+"""
+    + _REMEMBER
+    + """
 if redis.call('HGET', key, '_s') == '1' then return answer('sealed') end
 if redis.call('HEXISTS', key, marker) == 1 then return answer('merged') end
 local i = 8
@@ -202,11 +239,17 @@ for j = first, last, 3 do
   local seq = redis.call('HINCRBY', key, '_n', 1)
   redis.call('HSET', key, ARGV[j], ARGV[j + 1] .. string.format('%d', seq) .. ARGV[j + 2])
 end
+first, last = group(1)
+for j = first, last do redis.call('HSETNX', key, 'm:' .. ARGV[j], now) end
+first, last = group(2)
+for j = first, last, 2 do
+  if redis.call('HEXISTS', KEYS[2], ARGV[j]) == 0 then remember(KEYS[2], ARGV[j], ARGV[j + 1]) end
+end
 local older = {}
 local all = redis.call('HGETALL', key)
 for j = 1, #all, 2 do
   local f = all[j]
-  if string.sub(f, 1, 2) == 'm:' and f ~= marker then
+  if string.sub(f, 1, 2) == 'm:' and f ~= marker and string.sub(f, 1, 7) ~= 'm:link:' then
     older[#older + 1] = {f, tonumber(all[j + 1]) or 0}
   end
 end
@@ -227,6 +270,17 @@ return answer('ok')
 """
 )
 
+#: A merged cart becomes a tombstone for a short time: no cart (version 0, no lines) that
+#: is sealed, with the marker naming where its lines went. ARGV: the marker's field, now
+#: (ms), seconds to keep it.
+BURY = """
+local key = KEYS[1]
+redis.call('DEL', key)
+redis.call('HSET', key, '_s', '1', '_u', ARGV[2], '_k', '', ARGV[1], ARGV[2])
+redis.call('EXPIRE', key, ARGV[3])
+return {'ok', '', ''}
+"""
+
 SCRIPTS = {
     "add": ADD,
     "set": SET,
@@ -235,4 +289,5 @@ SCRIPTS = {
     "take": TAKE,
     "seal": SEAL,
     "merge": MERGE,
+    "bury": BURY,
 }

@@ -1,9 +1,10 @@
 """SQL store (SQLAlchemy 2): one row per cart, changed under a row lock in one transaction.
 
 Each change upserts the row and locks it (see stores/sql_dialects.py), applies the shared
-line rules, and writes the result with a new version. The op ids given with the last
-MAX_REMEMBERED_OPS changes and the last MAX_MERGE_MARKERS merge markers are kept in the
-row's JSON content, so a resent change or merge is applied once.
+line rules, and writes the result with a new version. The last MAX_MERGE_MARKERS merge
+markers (and every signed link's) are kept in the row's JSON content, so a resent merge is
+applied once; the ids of changes sent with one are recorded for KEY_SECONDS in the table
+``<table>_keys`` (stores/sql_keys.py), in the change's transaction.
 
 Every call is one transaction bounded by the store's `timeout` (CART_STORE_TIMEOUT; see
 stores/sql_calls.py):
@@ -40,7 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import CartClosed
+from ..errors import CartClosed, IdempotencyKeyReused
 from ..lines import (
     CartState,
     Limits,
@@ -53,19 +54,25 @@ from ..lines import (
     lines_from_json,
     lines_to_json,
 )
-from . import sql_calls
+from . import sql_calls, sql_keys
 from . import sql_dialects as dialects
 from .base import (
+    KEY_SECONDS,
+    LINK_MARKER_PREFIX,
     MAX_MERGE_MARKERS,
-    MAX_REMEMBERED_OPS,
+    TOMBSTONE_SECONDS,
     AbandonedCart,
     BatchHook,
     CartKey,
     CartStats,
     CartStore,
     CleanupResult,
+    Contact,
     Progress,
     Stage,
+    fingerprint,
+    link_markers,
+    tombstone_marker,
 )
 from .sql_abandoned import abandoned_table
 from .sql_dialects import KeyString, UTCDateTime
@@ -123,15 +130,16 @@ class _Written:
 
 
 def _content(
-    lines: Mapping[str, Line], uid: str, *, merged: list[str], ops: list[str], sealed: bool
+    lines: Mapping[str, Line], uid: str, *, merged: list[str], sealed: bool
 ) -> dict[str, Any]:
-    return {
-        "lines": lines_to_json(lines),
-        "merged": merged,
-        "ops": ops,
-        "sealed": sealed,
-        "uid": uid,
-    }
+    return {"lines": lines_to_json(lines), "merged": merged, "sealed": sealed, "uid": uid}
+
+
+def _kept_markers(merged: list[str]) -> list[str]:
+    """Every signed-link marker, and the MAX_MERGE_MARKERS most recent others (in order)."""
+    others = [m for m in merged if not m.startswith(LINK_MARKER_PREFIX)]
+    dropped = set(others[:-MAX_MERGE_MARKERS])
+    return [m for m in merged if m not in dropped]
 
 
 class SQLStore(CartStore):
@@ -153,6 +161,8 @@ class SQLStore(CartStore):
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         #: Claims of `flask cart abandoned` (stores/sql_abandoned.py), on the same metadata.
         self.abandoned_table = abandoned_table(self.table.metadata, self.table.name)
+        #: Change-id records (stores/sql_keys.py), on the same metadata.
+        self.keys_table = sql_keys.keys_table(self.table.metadata, self.table.name)
 
     @staticmethod
     def create_engine(url: str | sa.URL, *, timeout: float = DEFAULT_TIMEOUT) -> Engine:
@@ -171,6 +181,7 @@ class SQLStore(CartStore):
         table_name = app.config["CART_TABLE_NAME"]
         if uri is None and db is not None:
             table = cart_table(db.metadata, table_name)
+            sql_keys.keys_table(db.metadata, table_name)
             return cls(lambda: db.engine, table=table, timeout=timeout)
         first_use = uri is None
         if uri is None:
@@ -186,10 +197,15 @@ class SQLStore(CartStore):
         return self._engine()
 
     def create_all(self) -> None:
-        """Create the tables (carts, abandoned-cart claims) and their indexes where missing."""
+        """Create the tables (carts, abandoned-cart claims, change-id records) and their
+        indexes where missing."""
         with self._errors():
             self.table.create(self.engine, checkfirst=True)
             self.abandoned_table.create(self.engine, checkfirst=True)
+            self.keys_table.create(self.engine, checkfirst=True)
+            self.table.metadata.tables[f"{self.table.name}_contacts"].create(
+                self.engine, checkfirst=True
+            )
 
     @staticmethod
     def _errors() -> AbstractContextManager[None]:
@@ -232,7 +248,7 @@ class SQLStore(CartStore):
         values = {
             "identifier": key.identifier,
             "instance": key.instance,
-            "content": {"lines": [], "merged": [], "ops": [], "sealed": False},
+            "content": {"lines": [], "merged": [], "sealed": False},
             "customer_id": owner.customer_id,
             "is_guest": owner.customer_id is None,
             "version": 0,
@@ -252,14 +268,18 @@ class SQLStore(CartStore):
         rule: Rule,
         *,
         op: str | None = None,
+        change: tuple[Any, ...] = (),
         allow_sealed: bool = False,
+        carry: CartKey | None = None,
     ) -> _Written:
         """Lock the cart, apply `rule` to it, write the result as the next version.
 
-        `op` (a change id) among the last MAX_REMEMBERED_OPS: nothing is written and the
-        cart is answered as it is. `owner` None: an existing cart only, its owner and
-        lifetime kept (sealing). The rule may return the changes ``sealed`` (bool) and
-        ``marker`` (a merge marker to remember).
+        `op` (a change id) recorded with the same `change` (its kind and arguments):
+        nothing is written and the cart is answered as it is; recorded with another:
+        IdempotencyKeyReused. Else `op` is recorded with the change. `owner` None: an
+        existing cart only, its owner and lifetime kept (sealing). The rule may return the
+        changes ``sealed`` (bool) and ``marker`` (a merge marker to remember); with a marker,
+        `carry`'s change-id records and link markers are recorded here too.
         """
 
         def work(conn: Connection) -> _Written:
@@ -271,21 +291,33 @@ class SQLStore(CartStore):
             if state.sealed and not allow_sealed:
                 raise CartClosed("this cart was merged into another and takes no more changes")
             content = (row.content or {}) if state.exists else {}
-            ops = list(content.get("ops", ()))
-            if op is not None and op in ops:
-                return _Written(replace(state, replayed=True), repeat=True)
+            asked = fingerprint(*change) if op is not None else ""
+            seen = sql_keys.find(conn, self.keys_table, key, op) if op is not None else None
+            if seen is not None and seen.expires_at > now:
+                if seen.fingerprint == asked:
+                    raise _Unchanged(replace(state, replayed=True), repeat=True)
+                raise IdempotencyKeyReused(
+                    "this Idempotency-Key was used for another change of this cart"
+                )
             fresh = not state.uid
             if fresh:
                 state = replace(state, uid=uuid.uuid4().hex)
             lines, changes = rule(state)  # _Unchanged: rolled back, nothing written
             merged = list(content.get("merged", ()))
             if "marker" in changes:
-                merged = [*merged, changes["marker"]][-MAX_MERGE_MARKERS:]
+                carried = self._link_markers(conn, carry, now) if carry is not None else []
+                merged += [m for m in carried if m not in merged]
+                merged = _kept_markers([*merged, changes["marker"]])
+                if carry is not None:
+                    sql_keys.carry(conn, self.keys_table, carry, key, now)
             if op is not None:
-                ops = [op, *ops][:MAX_REMEMBERED_OPS]
+                expires = now + timedelta(seconds=KEY_SECONDS)
+                sql_keys.record(
+                    conn, self.keys_table, key, op, asked, expires, over_expired=seen is not None
+                )
             sealed = bool(changes.get("sealed", False))
             values: dict[str, Any] = {
-                "content": _content(lines, state.uid, merged=merged, ops=ops, sealed=sealed),
+                "content": _content(lines, state.uid, merged=merged, sealed=sealed),
                 "version": row.version + 1,
                 "updated_at": now,
             }
@@ -313,7 +345,19 @@ class SQLStore(CartStore):
         try:
             return self._run(work)
         except _Unchanged as unchanged:
-            return _Written(unchanged.state)
+            return _Written(unchanged.state, repeat=unchanged.repeat)
+
+    def _link_markers(self, conn: Connection, source: CartKey, now: datetime) -> list[str]:
+        """The signed-link markers of the cart at `source` (read in the caller's transaction)."""
+        row = dialects.by_key(conn, self.table, "read", source).one_or_none()
+        return link_markers(self._decode(row, now)) if row is not None else []
+
+    def op_record(self, key: CartKey, op: str) -> str | None:
+        def work(conn: Connection) -> str | None:
+            seen = sql_keys.find(conn, self.keys_table, key, op)
+            return str(seen.fingerprint) if seen and seen.expires_at > self.clock() else None
+
+        return self._run(work)
 
     def load(self, key: CartKey) -> CartState:
         def work(conn: Connection) -> CartState:
@@ -326,7 +370,11 @@ class SQLStore(CartStore):
         self, key: CartKey, line: Line, *, owner: Owner, limits: Limits, op: str | None = None
     ) -> CartState:
         return self._change(
-            key, owner, lambda s: (apply_add(s.lines, line, limits), {}), op=op
+            key,
+            owner,
+            lambda s: (apply_add(s.lines, line, limits), {}),
+            op=op,
+            change=("add", line.product_id, line.quantity),
         ).state
 
     def set_quantity(
@@ -340,7 +388,11 @@ class SQLStore(CartStore):
         op: str | None = None,
     ) -> CartState:
         return self._change(
-            key, owner, lambda s: (apply_set(s.lines, product_id, quantity, limits), {}), op=op
+            key,
+            owner,
+            lambda s: (apply_set(s.lines, product_id, quantity, limits), {}),
+            op=op,
+            change=("set", product_id, quantity),
         ).state
 
     def remove(
@@ -351,7 +403,7 @@ class SQLStore(CartStore):
                 raise _Unchanged(state)
             return {k: v for k, v in state.lines.items() if k != product_id}, {"removed": True}
 
-        written = self._change(key, owner, rule, op=op)
+        written = self._change(key, owner, rule, op=op, change=("remove", product_id))
         return written.repeat or bool(written.info.get("removed")), written.state
 
     def clear(self, key: CartKey, *, owner: Owner, op: str | None = None) -> CartState:
@@ -360,7 +412,7 @@ class SQLStore(CartStore):
                 raise _Unchanged(CartState())
             return {}, {}
 
-        return self._change(key, owner, rule, op=op).state
+        return self._change(key, owner, rule, op=op, change=("clear",)).state
 
     def delete(self, key: CartKey) -> bool:
         return self._run(
@@ -424,6 +476,7 @@ class SQLStore(CartStore):
         owner: Owner,
         limits: Limits,
         line_caps: Mapping[str, int] | None = None,
+        carry: CartKey | None = None,
     ) -> MergeOutcome:
         def rule(state: CartState) -> tuple[Mapping[str, Line], dict[str, Any]]:
             if marker in state.merged:
@@ -431,13 +484,22 @@ class SQLStore(CartStore):
             lines, moved, dropped = apply_merge(state.lines, source, strategy, limits, line_caps)
             return lines, {"marker": marker, "moved": moved, "dropped": dropped}
 
-        written = self._change(key, owner, rule)
+        written = self._change(key, owner, rule, carry=carry)
         if "marker" not in written.info:
             return MergeOutcome(written.state, already_merged=True)
         return MergeOutcome(written.state, written.info["moved"], written.info["dropped"])
 
-    def rekey(self, source: CartKey, target: CartKey, *, owner: Owner, limits: Limits) -> CartState:
-        """Re-key the row in place when it is a live, unsealed cart and the target has no
+    def rekey(
+        self,
+        source: CartKey,
+        target: CartKey,
+        *,
+        owner: Owner,
+        limits: Limits,
+        tombstone: bool = False,
+    ) -> CartState:
+        """Re-key the row in place (its change-id records copied, a tombstone left at
+        `source` when `tombstone`) when it is a live, unsealed cart and the target has no
         row; else as the base does (a sealed cart is merged once by its marker, an expired
         one is no cart)."""
         t = self.table
@@ -463,6 +525,9 @@ class SQLStore(CartStore):
                     expires_at=now + timedelta(seconds=owner.ttl),
                 )
             )
+            sql_keys.carry(conn, self.keys_table, source, target, now)
+            if tombstone:
+                conn.execute(sa.insert(t).values(self._tombstone(source, target, now)))
             return replace(
                 state, version=state.version + 1, updated_at=now, customer_id=owner.customer_id
             )
@@ -473,7 +538,31 @@ class SQLStore(CartStore):
             moved = None
         if moved is not None:
             return moved
-        return super().rekey(source, target, owner=owner, limits=limits)
+        return super().rekey(source, target, owner=owner, limits=limits, tombstone=tombstone)
+
+    @staticmethod
+    def _tombstone(key: CartKey, into: CartKey, now: datetime) -> dict[str, Any]:
+        """The row of a tombstone at `key` for a cart merged into `into`: no cart (version
+        0, no lines) that is sealed, for TOMBSTONE_SECONDS."""
+        return {
+            "identifier": key.identifier,
+            "instance": key.instance,
+            "content": _content({}, "", merged=[tombstone_marker(into)], sealed=True),
+            "customer_id": None,
+            "is_guest": True,
+            "version": 0,
+            "created_at": now,
+            "updated_at": now,
+            "expires_at": now + timedelta(seconds=TOMBSTONE_SECONDS),
+        }
+
+    def bury(self, key: CartKey, into: CartKey) -> None:
+        def work(conn: Connection) -> None:
+            now = self.clock()
+            row = self._lock_row(conn, key, Owner(None, TOMBSTONE_SECONDS), now)
+            dialects.update_row(conn, self.table, row.id, self._tombstone(key, into, now))
+
+        self._run(work)
 
     def get_ttl(self, key: CartKey) -> int:
         def work(conn: Connection) -> int:
@@ -548,6 +637,7 @@ class SQLStore(CartStore):
         )
         if not dry_run:
             sql_abandoned.delete_stale_claims(self, batch_size=batch_size)
+            sql_keys.sweep(self, self.clock())
         return result
 
     def claim_abandoned(
@@ -572,3 +662,39 @@ class SQLStore(CartStore):
             dry_run=dry_run,
             on_batch=on_batch,
         )
+
+    def load_many(self, keys: Sequence[CartKey]) -> list[CartState]:
+        """See CartStore.load_many; one SELECT (stores/sql_abandoned.py)."""
+        from . import sql_abandoned
+
+        return sql_abandoned.load_many(self, keys)
+
+    def release_abandoned(self, reports: Sequence[AbandonedCart]) -> None:
+        """See CartStore.release_abandoned (stores/sql_abandoned.py)."""
+        from . import sql_abandoned
+
+        sql_abandoned.release(self, reports)
+
+    def set_email(self, key: CartKey, email: str | None) -> bool:
+        """See CartStore.set_email; a table of its own (stores/sql_abandoned.py)."""
+        from . import sql_abandoned
+
+        return sql_abandoned.set_email(self, key, email)
+
+    def unsubscribe(self, key: CartKey, uid: str) -> bool:
+        """See CartStore.unsubscribe (stores/sql_abandoned.py)."""
+        from . import sql_abandoned
+
+        return sql_abandoned.unsubscribe(self, key, uid)
+
+    def reread_abandoned(self, keys: Sequence[CartKey]) -> list[tuple[CartState, Contact]]:
+        """See CartStore.reread_abandoned: one round trip."""
+        from . import sql_abandoned
+
+        return sql_abandoned.reread(self, keys)
+
+    def contacts(self, keys: Sequence[CartKey], uids: Sequence[str]) -> list[Contact]:
+        """See CartStore.contacts (stores/sql_abandoned.py)."""
+        from . import sql_abandoned
+
+        return sql_abandoned.contacts(self, keys, uids)

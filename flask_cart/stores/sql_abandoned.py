@@ -44,7 +44,7 @@ from sqlalchemy.engine import Connection
 
 from ..lines import CartState
 from . import sql_calls
-from .base import AbandonedCart, BatchHook, CartKey, Stage, report_id, windows
+from .base import AbandonedCart, BatchHook, CartKey, Contact, Stage, report_id, windows
 from .read_ahead import read_ahead
 from .sql_dialects import KeyString, UTCDateTime
 
@@ -65,6 +65,7 @@ def abandoned_table(metadata: sa.MetaData, carts_table: str) -> sa.Table:
     name = f"{carts_table}_abandoned"
     if name in metadata.tables:
         return metadata.tables[name]
+    contacts_table(metadata, carts_table)  # on the same metadata: db.create_all() makes it
     return sa.Table(
         name,
         metadata,
@@ -313,4 +314,247 @@ def delete_stale_claims(store: SQLStore, *, batch_size: int = 1000) -> int:
                 conn.execute(sa.delete(claims).where(claims.c.report_id.in_(ids)))
         deleted += len(ids)
         if len(ids) < batch_size:
+            delete_stale_contacts(store, batch_size=batch_size)
             return deleted
+
+
+def _at_keys(columns: Any, keys: Sequence[CartKey]) -> Iterator[Any]:
+    """WHERE clauses naming `keys`, CHUNK at a time: ``instance = ? AND identifier IN (...)``
+    per instance (an index range per key, where a list of row values is planned slowly)."""
+    by_instance: dict[str, list[str]] = {}
+    for key in keys:
+        by_instance.setdefault(key.instance, []).append(key.identifier)
+    for instance, identifiers in by_instance.items():
+        for start in range(0, len(identifiers), CHUNK):
+            chunk = identifiers[start : start + CHUNK]
+            yield sa.and_(columns.instance == instance, columns.identifier.in_(chunk))
+
+
+def load_many(store: SQLStore, keys: Sequence[CartKey]) -> list[CartState]:
+    """The carts at `keys` as they are now, in order: one SELECT per CHUNK keys, in one
+    bounded transaction."""
+    if not keys:
+        return []
+    c = store.table.c
+
+    def work(conn: Connection) -> dict[tuple[str, str], Any]:
+        rows: dict[tuple[str, str], Any] = {}
+        for where in _at_keys(c, keys):
+            for row in conn.execute(sa.select(store.table).where(where)):
+                rows[(row.identifier, row.instance)] = row
+        return rows
+
+    rows = sql_calls.run(store.engine, max(store.timeout, WALK_TIMEOUT), work)
+    now = store.clock()
+    return [store._decode(rows.get((k.identifier, k.instance)), now) for k in keys]
+
+
+def reread(store: SQLStore, keys: Sequence[CartKey]) -> list[tuple[CartState, Contact]]:
+    """See CartStore.reread_abandoned: the carts joined with their contacts, one SELECT per
+    CHUNK keys, in one bounded transaction."""
+    if not keys:
+        return []
+    table = _contacts(store)
+    c, k = store.table.c, table.c
+    joined = store.table.outerjoin(
+        table, sa.and_(k.identifier == c.identifier, k.instance == c.instance)
+    )
+    columns = [
+        *store.table.c,
+        k.uid.label("contact_uid"),
+        k.email.label("contact_email"),
+        k.unsubscribed.label("contact_unsubscribed"),
+    ]
+
+    def work(conn: Connection) -> dict[tuple[str, str], Any]:
+        rows: dict[tuple[str, str], Any] = {}
+        for where in _at_keys(c, keys):
+            for row in conn.execute(sa.select(*columns).select_from(joined).where(where)):
+                rows[(row.identifier, row.instance)] = row
+        return rows
+
+    rows = sql_calls.run(store.engine, max(store.timeout, WALK_TIMEOUT), work)
+    now = store.clock()
+    out = []
+    for key in keys:
+        row = rows.get((key.identifier, key.instance))
+        state = store._decode(row, now)
+        contact = Contact()
+        if row is not None and row.contact_uid is not None and row.contact_uid == state.uid:
+            contact = Contact(row.contact_email, bool(row.contact_unsubscribed))
+        out.append((state, contact))
+    return out
+
+
+def release(store: SQLStore, reports: Sequence[AbandonedCart]) -> None:
+    """Delete the claims of `reports` (their reminders were not sent)."""
+    claims = store.abandoned_table
+    ids = [r.report_id for r in reports]
+
+    def work(conn: Connection) -> None:
+        for start in range(0, len(ids), CHUNK):
+            conn.execute(
+                sa.delete(claims).where(claims.c.report_id.in_(ids[start : start + CHUNK]))
+            )
+
+    if ids:
+        sql_calls.run(store.engine, max(store.timeout, CLAIM_TIMEOUT), work)
+
+
+# --- contacts: a guest's address and the unsubscribe flag -----------------------------------
+
+
+def contacts_table(metadata: sa.MetaData, carts_table: str) -> sa.Table:
+    """``<carts table>_contacts``: per cart key, the cart (uid) it was given for, the
+    address, and whether reminders were stopped. A row naming another uid (the cart was
+    checked out and made again) is ignored and replaced; ``flask cart cleanup`` deletes
+    rows whose cart is gone."""
+    name = f"{carts_table}_contacts"
+    if name in metadata.tables:
+        return metadata.tables[name]
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("identifier", KeyString(255), primary_key=True),
+        sa.Column("instance", KeyString(64), primary_key=True),
+        sa.Column("uid", KeyString(64), nullable=False),
+        sa.Column("email", sa.String(254), nullable=True),
+        sa.Column("unsubscribed", sa.Boolean, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+    )
+
+
+def _contacts(store: SQLStore) -> sa.Table:
+    table = contacts_table(store.table.metadata, store.table.name)
+    if not getattr(store, "_contacts_ready", False):
+        with store._errors():
+            table.create(store.engine, checkfirst=True)
+        store._contacts_ready = True  # type: ignore[attr-defined]
+    return table
+
+
+def _upsert(conn: Connection, table: sa.Table, values: dict[str, Any], update: list[str]) -> Any:
+    """INSERT ... that updates the columns `update` of a row already at the key."""
+    name = conn.dialect.name
+    if name in ("postgresql", "sqlite"):
+        if name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        stmt = insert(table).values(values)
+        return stmt.on_conflict_do_update(
+            index_elements=["identifier", "instance"],
+            set_={c: stmt.excluded[c] for c in update},
+        )
+    if name in ("mysql", "mariadb"):
+        from sqlalchemy.dialects.mysql import insert as my_insert
+
+        my = my_insert(table).values(values)
+        return my.on_duplicate_key_update({c: my.inserted[c] for c in update})
+    raise NotImplementedError(f"contact addresses are not supported on {name}")
+
+
+def _set_contact(
+    store: SQLStore, key: CartKey, uid: str | None, values: dict[str, Any], update: list[str]
+) -> bool:
+    """Write `values` for the cart at `key` when it exists (and, with `uid`, has that uid)."""
+    table = _contacts(store)
+    c, k = store.table.c, table.c
+
+    def work(conn: Connection) -> bool:
+        row = conn.execute(
+            sa.select(store.table).where(c.identifier == key.identifier, c.instance == key.instance)
+        ).one_or_none()
+        state = store._decode(row, store.clock())
+        if not state.exists or state.sealed or (uid is not None and state.uid != uid):
+            return False
+        at_key = sa.and_(k.identifier == key.identifier, k.instance == key.instance)
+        conn.execute(sa.delete(table).where(at_key, k.uid != state.uid))  # an older cart's
+        full = {
+            "identifier": key.identifier,
+            "instance": key.instance,
+            "uid": state.uid,
+            "email": None,
+            "unsubscribed": False,
+            "updated_at": store.clock(),
+            **values,
+        }
+        conn.execute(_upsert(conn, table, full, [*update, "updated_at"]))
+        return True
+
+    return sql_calls.run(store.engine, store.timeout, work)
+
+
+def set_email(store: SQLStore, key: CartKey, email: str | None) -> bool:
+    """See CartStore.set_email."""
+    return _set_contact(store, key, None, {"email": email}, ["email"])
+
+
+def unsubscribe(store: SQLStore, key: CartKey, uid: str) -> bool:
+    """See CartStore.unsubscribe."""
+    return _set_contact(store, key, uid, {"unsubscribed": True}, ["unsubscribed"])
+
+
+def contacts(store: SQLStore, keys: Sequence[CartKey], uids: Sequence[str]) -> list[Contact]:
+    """See CartStore.contacts: one SELECT per CHUNK keys."""
+    if not keys:
+        return []
+    table = _contacts(store)
+    k = table.c
+
+    def work(conn: Connection) -> dict[tuple[str, str], Any]:
+        rows: dict[tuple[str, str], Any] = {}
+        for where in _at_keys(k, keys):
+            for row in conn.execute(sa.select(table).where(where)):
+                rows[(row.identifier, row.instance)] = row
+        return rows
+
+    rows = sql_calls.run(store.engine, max(store.timeout, WALK_TIMEOUT), work)
+    out = []
+    for key, uid in zip(keys, uids, strict=True):
+        row = rows.get((key.identifier, key.instance))
+        if row is None or row.uid != uid:
+            out.append(Contact())
+        else:
+            out.append(Contact(row.email, bool(row.unsubscribed)))
+    return out
+
+
+def delete_stale_contacts(store: SQLStore, *, batch_size: int = 1000) -> int:
+    """Delete contacts whose cart is gone (checked out, merged away, deleted, cleaned up)
+    or was made again since (run by ``flask cart cleanup``)."""
+    table = contacts_table(store.table.metadata, store.table.name)
+    with store._errors():
+        if not sa.inspect(store.engine).has_table(table.name):
+            return 0
+    c, k = store.table.c, table.c
+    deleted = 0
+    after: tuple[str, str] | None = None
+    while True:
+        stmt = sa.select(table).order_by(k.identifier, k.instance).limit(batch_size)
+        if after is not None:
+            stmt = stmt.where(sa.tuple_(k.identifier, k.instance) > after)
+        with store._errors(), store.engine.begin() as conn:
+            rows = list(conn.execute(stmt))
+            if not rows:
+                return deleted
+            pairs = [(r.identifier, r.instance) for r in rows]
+            carts = {
+                (r.identifier, r.instance): r
+                for r in conn.execute(
+                    sa.select(store.table).where(sa.tuple_(c.identifier, c.instance).in_(pairs))
+                )
+            }
+            now = store.clock()
+            stale = [
+                (r.identifier, r.instance)
+                for r in rows
+                if (state := store._decode(carts.get((r.identifier, r.instance)), now)).uid != r.uid
+                or not state.exists
+            ]
+            if stale:
+                conn.execute(sa.delete(table).where(sa.tuple_(k.identifier, k.instance).in_(stale)))
+        deleted += len(stale)
+        if len(rows) < batch_size:
+            return deleted
+        after = pairs[-1]

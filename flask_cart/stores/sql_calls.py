@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from ..errors import StoreUnavailable
 from . import sql_dialects as dialects
+from .failures import sql_cannot_answer, unavailable
 from .sql_watchdog import WATCHDOG
 
 #: Runs of one call's transaction when the database rolls it back (deadlock, lock race).
@@ -39,16 +39,20 @@ class Retry(Exception):
 
 @contextmanager
 def errors() -> Iterator[None]:
-    """Turn connection failures and timeouts into StoreUnavailable; others pass through."""
+    """Turn connection failures, timeouts and the database's "cannot answer now" (read-only
+    after a fail-over, a shutdown; see failures.sql_cannot_answer) into StoreUnavailable,
+    their detail logged; others pass through."""
     try:
         yield
     except sa.exc.TimeoutError as exc:  # no pooled connection came free in time
-        raise StoreUnavailable(f"the SQL cart store is unavailable: {exc}") from exc
-    except sa.exc.OperationalError as exc:
-        raise StoreUnavailable(f"the SQL cart store is unavailable: {exc.orig}") from exc
+        raise unavailable("no pooled SQL connection came free in time", exc) from exc
     except DBAPIError as exc:
-        if exc.connection_invalidated:
-            raise StoreUnavailable(f"the SQL cart store is unavailable: {exc.orig}") from exc
+        if (
+            isinstance(exc, sa.exc.OperationalError)
+            or exc.connection_invalidated
+            or sql_cannot_answer(exc.orig)
+        ):
+            raise unavailable("the SQL database did not answer", exc.orig) from exc
         raise
 
 
@@ -56,11 +60,11 @@ def errors() -> Iterator[None]:
 def transaction(engine: Engine, deadline: float, timeout: float) -> Iterator[Connection]:
     """One transaction on `engine` whose every wait ends by `deadline` (time.monotonic())."""
     dialects.prepare_engine(engine)
-    late = f"the SQL cart store did not answer within {timeout:g} s"
+    late = f"the SQL database did not answer within CART_STORE_TIMEOUT ({timeout:g} s)"
     with engine.connect() as conn:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise StoreUnavailable(late)
+            raise unavailable(late)
         alarm = WATCHDOG.arm(conn.connection.dbapi_connection, deadline)
         info = conn.info  # the pooled connection's: kept after an invalidation
         info[dialects.ALARM_KEY] = alarm
@@ -70,7 +74,7 @@ def transaction(engine: Engine, deadline: float, timeout: float) -> Iterator[Con
                 yield conn
         except DBAPIError as exc:
             if alarm.fired:
-                raise StoreUnavailable(late) from exc
+                raise unavailable(late, exc.orig) from exc
             raise
         finally:
             alarm.cancel()
@@ -99,6 +103,6 @@ def run(engine: Engine, timeout: float, work: Callable[[Connection], T]) -> T:
         if attempt == ATTEMPTS or time.monotonic() + pause >= deadline:
             break
         time.sleep(pause)
-    raise StoreUnavailable(
-        "the SQL cart store is too busy with this cart (deadlocks); try again"
+    raise unavailable(
+        f"the SQL transaction was rolled back {ATTEMPTS} times (deadlocks)", last
     ) from last

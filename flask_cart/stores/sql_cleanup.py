@@ -13,6 +13,10 @@ Each batch, in its own transaction:
    SQLite, where step 1 takes no lock).
 
 Only one batch of keys is ever held in memory, whatever the table size.
+
+A login merge's tombstone (a row at version 0: no cart, see SQLStore.bury) is not a cart:
+statistics and the passes above leave it out, and a run deletes the tombstones whose hour
+(TOMBSTONE_SECONDS) is past first, uncounted, as it does expired change-id records.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from .base import CartStats, CleanupResult, Progress
+from .base import TOMBSTONE_SECONDS, CartStats, CleanupResult, Progress
 
 if TYPE_CHECKING:
     from .sql import SQLStore
@@ -38,9 +42,24 @@ BatchHook = Callable[[Sequence[Any]], None]
 
 
 def due_condition(table: sa.Table, *, is_guest: bool, cutoff: datetime) -> sa.ColumnElement[bool]:
-    """Carts of one kind last changed strictly before `cutoff` (served by the cleanup index)."""
+    """Carts of one kind last changed strictly before `cutoff` (served by the cleanup index);
+    never a tombstone."""
     c = table.c
-    return sa.and_(c.is_guest == sa.literal(is_guest, sa.Boolean()), c.updated_at < cutoff)
+    return sa.and_(
+        c.is_guest == sa.literal(is_guest, sa.Boolean()), c.updated_at < cutoff, c.version > 0
+    )
+
+
+def expired_tombstones(table: sa.Table, now: datetime) -> sa.ColumnElement[bool]:
+    """Tombstones past their expiry (served by the cleanup index: guest rows made at least
+    TOMBSTONE_SECONDS ago)."""
+    c = table.c
+    return sa.and_(
+        c.is_guest == sa.literal(True, sa.Boolean()),
+        c.updated_at <= now - timedelta(seconds=TOMBSTONE_SECONDS),
+        c.version == 0,
+        c.expires_at <= now,
+    )
 
 
 def select_batch(
@@ -90,6 +109,7 @@ def cart_stats(
         count_if(sa.and_(guest, c.updated_at < guest_cutoff)),
         count_if(sa.and_(customer, c.updated_at < customer_cutoff)),
     ).select_from(store.table)
+    stmt = stmt.where(c.version > 0)  # a tombstone (see SQLStore.bury) is no cart
     with store._errors(), store.engine.connect() as conn:
         row = conn.execute(stmt).one()
     total, guests, day, week, oldest, due_guest, due_customer = row
@@ -139,6 +159,8 @@ def delete_expired(
         if progress is not None:
             progress(done, total)
 
+    delete_tombstones(store, batch_size=batch_size)
+
     for kind, is_guest, cutoff in kinds:
         _delete_kind(
             store,
@@ -151,6 +173,23 @@ def delete_expired(
             progress=report,
         )
     return result
+
+
+def delete_tombstones(store: SQLStore, *, batch_size: int) -> int:
+    """Delete the expired tombstones, at most `batch_size` per transaction; how many (they
+    are not carts: no result counts them)."""
+    table = store.table
+    condition = expired_tombstones(table, store.clock())
+    deleted = 0
+    while True:
+        with store._errors(), store.engine.begin() as conn:
+            ids = conn.execute(sa.select(table.c.id).where(condition).limit(batch_size))
+            chunk = [row.id for row in ids]
+            if chunk:
+                done = conn.execute(sa.delete(table).where(table.c.id.in_(chunk), condition))
+                deleted += done.rowcount
+        if len(chunk) < batch_size:
+            return deleted
 
 
 def _count_due(store: SQLStore, *, is_guest: bool, cutoff: datetime) -> int:

@@ -3,11 +3,13 @@
 Chromium comes from Debian (`/usr/bin/chromium`); Playwright never downloads a browser.
 Where it is missing the browser tests skip locally and fail under CI=true.
 Each test gets its own shop: a fresh SQLite database, and with Redis its own key prefix,
-whose keys are deleted (SCAN) afterwards.
+whose keys are deleted (SCAN) afterwards. Screenshots go to tests/artifacts/, or to the
+folder CART_TEST_ARTIFACTS names.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import secrets
@@ -20,6 +22,8 @@ from typing import Any
 
 import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
+
+from tests.conftest import delete_prefix
 
 CHROMIUM = os.environ.get("CART_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -34,7 +38,9 @@ CHROMIUM_ARGS = [
 ]
 REDIS_URL = os.environ.get("CART_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+ARTIFACTS = Path(
+    os.environ.get("CART_TEST_ARTIFACTS") or Path(__file__).resolve().parent.parent / "artifacts"
+)
 SYNC_SECONDS = 1
 RUN_ID = uuid.uuid4().hex[:8]
 _counter = itertools.count()
@@ -117,25 +123,27 @@ def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Shop]:
             )
         config.update(CART_STORE="redis", CART_REDIS_URL=REDIS_URL, CART_KEY_PREFIX=prefix)
     app = create_app(config)
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, name="demo-shop", daemon=True)
-    thread.start()
     try:
-        yield Shop(f"http://127.0.0.1:{server.server_port}", kind, app)
+        with serve(app) as url:
+            yield Shop(url, kind, app)
     finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
         if client is not None:
             delete_prefix(client, prefix)
             client.close()
 
 
-def delete_prefix(client: Any, prefix: str) -> None:
-    """Delete the keys under `prefix` (SCAN, never KEYS or FLUSH)."""
-    batch = list(client.scan_iter(match=f"{prefix}*", count=500))
-    for start in range(0, len(batch), 500):
-        client.delete(*batch[start : start + 500])
+@contextlib.contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Serve `app` on a free port of 127.0.0.1 while the block runs; its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="demo-shop", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
 
 
 @pytest.fixture(params=list(WIDTHS))
@@ -179,10 +187,11 @@ def screenshot(request: pytest.FixtureRequest, shop: Shop, width: str) -> Any:
     tests/artifacts/, named per scenario, store and width."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
-    def take(page: Any, name: str = "cart") -> Path:
+    def take(page: Any, name: str = "cart", full_page: bool = True) -> Path:
+        """`full_page` False: only what the window shows (where the shopper is looking)."""
         assert_fits(page)
         path = ARTIFACTS / f"e2e-{request.node.originalname}-{shop.store}-{width}-{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        page.screenshot(path=str(path), full_page=full_page)
         return path
 
     return take

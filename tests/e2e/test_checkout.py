@@ -101,9 +101,20 @@ def test_every_page_fits_the_window(shop, new_context, screenshot, width):
         ("/products/wool-socks", "product"),
         ("/register", "register"),
         ("/nope", "not-found"),
+        ("/logout", "method-not-allowed"),
     ]:
         page.goto(shop(path))
+        expect(page.locator(".site-header")).to_be_visible()  # the shop's layout
         screenshot(page, name)
+    # flask-cart's own pages (a cart link) wear the shop's layout too.
+    linked = new_context().new_page()
+    for path, name in [
+        ("/cart/add/notebook?qty=abc", "link-refused"),
+        ("/cart/add/notebook?qty=2", "link-followed"),
+    ]:
+        linked.goto(shop(path))
+        expect(linked.locator(".site-header")).to_be_visible()
+        screenshot(linked, name)
     page.goto(shop("/login"))
     expect(page.get_by_role("button", name="Log in")).to_have_css("background-color", BRAND_GREEN)
     screenshot(page, "login")

@@ -18,7 +18,7 @@ from flask_cart import CartManager
 from flask_cart.stores.base import CartStore
 from flask_cart.stores.redis import RedisStore
 from flask_cart.stores.sql import SQLStore
-from tests.conftest import delete_prefix, test_name
+from tests.conftest import GENEROUS_TIMEOUT, delete_prefix, test_name
 from tests.flask.shop import PRODUCTS, Counter, build_app, count_sql, counting_redis
 
 
@@ -42,7 +42,7 @@ def cart_store(
         request.getfixturevalue("redis_client")  # fails the test early when Redis is down
         client = counting_redis(round_trips)
         prefix = f"{test_name()}:"
-        yield RedisStore(client, prefix=prefix)
+        yield RedisStore(client, prefix=prefix, timeout=GENEROUS_TIMEOUT)
         delete_prefix(client, prefix)
         client.close()
         return

@@ -132,6 +132,7 @@ def test_flask_sqlalchemy_db(tmp_path, backend, request):
     with app.app_context():
         db.create_all()
         assert sa.inspect(db.engine).has_table(table)
+        assert sa.inspect(db.engine).has_table(f"{table}_keys")  # Idempotency-Key records
     try:
         client = app.test_client()
         assert add(client, "sku-1", 2).status_code == 200
@@ -142,6 +143,7 @@ def test_flask_sqlalchemy_db(tmp_path, backend, request):
     finally:
         with app.app_context():
             db.metadata.tables[f"{table}_abandoned"].drop(db.engine, checkfirst=True)
+            db.metadata.tables[f"{table}_keys"].drop(db.engine, checkfirst=True)
             db.metadata.tables[table].drop(db.engine, checkfirst=True)
             db.engine.dispose()
 

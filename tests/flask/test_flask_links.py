@@ -15,9 +15,15 @@ from flask_wtf.csrf import CSRFProtect
 from flask_cart import signals
 from flask_cart.config import DEFAULTS, Settings
 from flask_cart.stores.base import CartKey
+from tests.flask.confirming import confirmation_form, press_button
 from tests.flask.shop import add, guest_id_of, stored
 
-NAVIGATE = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document", "Sec-Fetch-Site": "none"}
+NAVIGATE = {
+    "Sec-Fetch-Mode": "navigate",
+    "Sec-Fetch-Dest": "document",
+    "Sec-Fetch-Site": "none",
+    "Sec-Fetch-User": "?1",
+}
 
 
 def follow(client: Any, url: str, **headers: str) -> Any:
@@ -56,7 +62,7 @@ def test_an_add_link_adds_and_answers_303_to_the_link_redirect(app, client):
     assert response.headers["Location"] == "/"
     assert lines(client) == {"sku-1": 2}
     assert followed[0]["added"] == {"sku-1": 2} and followed[0]["warnings"] == []
-    assert flashes(client) == []
+    assert flashes(client) == [("cart-success", "Added 2 \u00d7 Mug to your cart.")]
 
 
 def test_qty_defaults_to_one_and_a_second_click_adds_again(client):
@@ -101,7 +107,9 @@ def test_cart_link_redirect_is_checked_at_init_app():
 def test_a_link_takes_the_instance(client):
     follow(client, "/cart/add/sku-1?qty=3&instance=wishlist")
     assert lines(client, "wishlist") == {"sku-1": 3} and lines(client) == {}
-    assert follow(client, "/cart/add/sku-1?instance=nope").status_code == 400
+    assert client.get("/cart/add/sku-1?instance=nope").status_code == 400
+    assert follow(client, "/cart/add/sku-1?instance=nope").status_code == 303
+    assert flashes(client)[-1] == ("cart-error", "That cart is not available.")
 
 
 def test_a_product_id_may_hold_a_slash(client, products):
@@ -156,20 +164,26 @@ def test_a_product_id_with_a_colon_splits_at_the_last_one(client, products):
         "/cart/link/" + ",".join(f"p{i}:1" for i in range(101)),
     ],
 )
-def test_bad_input_is_a_400_and_changes_nothing(app, client, url):
+def test_bad_input_is_a_flashed_303_for_a_browser_a_400_for_a_script_and_changes_nothing(
+    app, client, url
+):
     follow(client, "/cart/add/sku-3")
+    with client.session_transaction() as session:
+        session.pop("_flashes", None)
     with received(app, signals.cart_link_followed) as followed:
         response = follow(client, url)
-    assert response.status_code == 400, response.data
-    assert set(response.json["error"]) == {"code", "message"}
+        script = client.get(url)  # no Sec-Fetch-*, no Accept: JSON, no confirmation page
+    assert response.status_code == 303, response.data
+    assert response.headers["Location"] == "/"
+    assert [category for category, _ in flashes(client)] == ["cart-error"]
+    assert script.status_code == 400
+    assert set(script.json["error"]) == {"code", "message"}
     assert lines(client) == {"sku-3": 1} and followed == []
-    confirm = client.get(url)  # no confirmation page for a link that cannot be followed
-    assert confirm.status_code == 400
 
 
 @pytest.mark.parametrize("app_config", [{"CART_MAX_LINES": 3}])
 def test_a_list_link_names_at_most_cart_max_lines_products(client):
-    assert follow(client, "/cart/link/sku-1:1,sku-2:1,sku-3:1,free:1").status_code == 400
+    assert client.get("/cart/link/sku-1:1,sku-2:1,sku-3:1,free:1").status_code == 400
     assert follow(client, "/cart/link/sku-1:1,sku-2:1,sku-3:1").status_code == 303
 
 
@@ -192,10 +206,12 @@ def test_stock_clamps_and_the_rest_is_flashed_and_signalled(app, client, product
     limited = next(w for w in followed[0]["warnings"] if w["product_id"] == "limited")
     assert (limited["requested"], limited["added"]) == (9, 3)
     assert followed[0]["added"] == {"sku-1": 2, "limited": 3}
-    shown = flashes(client)
-    assert [category for category, _ in shown] == ["cart-warning"] * 4
-    assert [message for _, message in shown] == [w["message"] for w in followed[0]["warnings"]]
-    assert "Rare" in shown[0][1] and "3" in shown[0][1]
+    assert flashes(client) == [
+        ("cart-success", "Added 2 \u00d7 Mug and 3 \u00d7 Rare to your cart."),
+        ("cart-warning", "2 products in this link are no longer available."),
+        ("cart-warning", "Only 3 of Rare in stock: your cart has 3."),
+        ("cart-warning", "Gone is sold out, so it was not added."),
+    ]
 
 
 def test_stock_counts_what_the_cart_holds_already(app, client):
@@ -245,7 +261,11 @@ def test_a_subresource_or_fetch_changes_nothing(app, client, headers, url):
     with received(app, signals.cart_item_added) as added:
         response = client.get(url, headers=headers)
     assert response.status_code == 403
-    assert response.json["error"]["code"] == "navigation_required"
+    if headers["Sec-Fetch-Mode"] == "navigate":  # a frame shows a page, never JSON
+        assert response.mimetype == "text/html"
+        assert response.headers["X-Frame-Options"] == "DENY"
+    else:
+        assert response.json["error"]["code"] == "navigation_required"
     assert lines(client) == {"sku-3": 1} and added == []
 
 
@@ -263,7 +283,9 @@ def test_without_sec_fetch_a_page_asks_and_its_post_adds(client):
     assert 'action="/cart/add/limited?qty=2&amp;next=/x"' in html and "Rare" in html
     assert page.headers["Cache-Control"] == "private, no-store"
     assert lines(client) == {}
-    response = client.post("/cart/add/limited?qty=2&next=/x")
+    assert client.post("/cart/add/limited?qty=2&next=/x").status_code == 403  # no token
+    assert lines(client) == {}
+    response = press_button(client, page)
     assert response.status_code == 303 and response.headers["Location"] == "/x"
     assert lines(client) == {"limited": 2}
 
@@ -277,23 +299,30 @@ def test_the_confirmation_post_is_refused_from_another_site(client):
 
 def test_the_confirmation_post_needs_the_csrf_token_under_csrfprotect(app, client):
     CSRFProtect(app)
-    page = client.get("/cart/add/sku-1").get_data(as_text=True)
-    token = page.split('name="csrf_token" value="')[1].split('"')[0]
+    page = client.get("/cart/add/sku-1")
+    fields = (confirmation_form(page) or ("", {}))[1]
+    assert "csrf_token" in fields
     assert client.post("/cart/add/sku-1").status_code == 403
+    without_csrf = {"cart_confirm": fields["cart_confirm"]}
+    assert client.post("/cart/add/sku-1", data=without_csrf).status_code == 403
     assert lines(client) == {}
-    assert client.post("/cart/add/sku-1", data={"csrf_token": token}).status_code == 303
+    assert client.post("/cart/add/sku-1", data=fields).status_code == 303
     assert lines(client) == {"sku-1": 1}
 
 
-def test_a_confirmation_post_with_an_idempotency_key_is_applied_once(app, client):
+def test_a_confirmation_pressed_twice_is_applied_once(app, client):
+    """The page's token is single-use: its nonce is the change's marker in the cart."""
+    page = client.get("/cart/link/sku-1:2,sku-3:1")
     key = {"Idempotency-Key": "link-1"}
     with received(app, signals.cart_link_followed) as followed:
-        client.post("/cart/link/sku-1:2,sku-3:1", headers=key)
-        client.post("/cart/link/sku-1:2,sku-3:1", headers=key)
+        assert press_button(client, page, **key).status_code == 303
+        assert press_button(client, page, **key).status_code == 303
+        assert press_button(client, page).status_code == 303
     assert lines(client) == {"sku-1": 2, "sku-3": 1}
     assert len(followed) == 1
-    bad = client.post("/cart/add/sku-1", headers={"Idempotency-Key": "\x01"})
-    assert bad.status_code == 400
+    bad = press_button(client, client.get("/cart/add/sku-1"), **{"Idempotency-Key": "\x01"})
+    assert bad.status_code == 303  # a form post: the error is flashed
+    assert lines(client) == {"sku-1": 2, "sku-3": 1}
 
 
 # -- signed links ------------------------------------------------------------------------------
@@ -373,17 +402,23 @@ def test_a_tampered_signed_link_is_a_400_and_changes_nothing(client, link):
     token = path.rsplit("/", 1)[1]
     forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     for bad in (forged, "x", "a" * 5000, token + "x", "."):
-        response = follow(client, "/cart/signed/" + bad)
+        response = client.get("/cart/signed/" + bad, headers={"Accept": "application/json"})
         assert response.status_code == 400 and response.json["error"]["code"] == "invalid_link"
+        assert follow(client, "/cart/signed/" + bad).status_code == 303
+        assert flashes(client)[-1] == (
+            "cart-error",
+            "This link is not valid. It may have been cut short or changed.",
+        )
     assert lines(client) == {"sku-3": 1}
 
 
 def test_an_expired_signed_link_is_a_410_and_changes_nothing(client, link):
     path = path_of(link({"sku-1": 2}, max_age=1))
     time.sleep(2.1)
-    response = follow(client, path)
+    response = client.get(path)  # no confirmation page either
     assert response.status_code == 410 and response.json["error"]["code"] == "link_expired"
-    assert client.get(path).status_code == 410  # no confirmation page either
+    assert follow(client, path).status_code == 303
+    assert flashes(client)[-1] == ("cart-error", "This link has expired.")
     assert lines(client) == {}
 
 
@@ -394,8 +429,9 @@ def test_a_signed_link_follows_the_navigation_rule(client, link):
     assert client.head(path, headers=NAVIGATE).status_code == 403
     page = client.get(path)
     assert page.status_code == 200 and lines(client) == {}
-    assert client.post(path).status_code == 303
-    assert client.post(path).status_code == 303  # a double click: applied once
+    assert client.post(path).status_code == 403  # without the page's token
+    assert press_button(client, page).status_code == 303
+    assert press_button(client, client.get(path)).status_code == 303  # applied once
     assert lines(client) == {"sku-1": 2}
 
 
@@ -403,7 +439,7 @@ def test_a_signed_link_of_another_instance(client, link):
     path = path_of(link({"sku-1": 2}, instance="wishlist"))
     follow(client, path)
     assert lines(client, "wishlist") == {"sku-1": 2} and lines(client) == {}
-    assert follow(client, path + "?instance=cart").status_code == 400
+    assert client.get(path + "?instance=cart").status_code == 400
 
 
 def test_a_logged_in_customer_follows_a_signed_link(client, link, cart_store):
@@ -467,7 +503,8 @@ def test_a_guest_cart_being_merged_elsewhere_is_not_lost(client, link, cart_stor
     guest = guest_id_of(client)
     cart_store.seal(CartKey(guest))  # a login merge in another tab has just begun
     response = follow(client, path_of(link({"sku-1": 1})))
-    assert response.status_code == 409
+    assert response.status_code == 303
+    assert flashes(client)[-1] == ("cart-error", "Your cart was just updated. Please try again.")
     assert stored(cart_store, guest) == {"sku-3": 1}
 
 

@@ -3,16 +3,24 @@ headers decide; without them the link answers a page with a POST button."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
+from unittest import mock
 
 import pytest
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from flask_cart import NotANavigation
-from flask_cart.navigation import follow_or_confirm
+from flask_cart.navigation import Follow, follow_or_confirm
+from tests.flask.confirming import confirmation_form, press_button
 
-NAVIGATE = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document", "Sec-Fetch-Site": "none"}
+NAVIGATE = {
+    "Sec-Fetch-Mode": "navigate",
+    "Sec-Fetch-Dest": "document",
+    "Sec-Fetch-Site": "none",
+    "Sec-Fetch-User": "?1",
+}
 
 
 def link_app(csrf: bool = False) -> tuple[Flask, list[str]]:
@@ -23,11 +31,11 @@ def link_app(csrf: bool = False) -> tuple[Flask, list[str]]:
     @app.route("/go/<name>", methods=["GET", "POST"])
     def go(name: str) -> Any:
         try:
-            page = follow_or_confirm(f"Add {name}?", "Add to cart")
+            follow = follow_or_confirm(f"Add {name}?", "Add to cart")
         except NotANavigation as exc:
             return {"error": exc.code}, exc.status
-        if page is not None:
-            return page
+        if not isinstance(follow, Follow):
+            return follow
         followed.append(name)
         return "followed"
 
@@ -94,16 +102,78 @@ def test_without_sec_fetch_headers_a_page_asks_for_a_click() -> None:
     assert "Add &lt;mug&gt;?" in html and "<mug>" not in html
     assert page.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
-    assert client.post("/go/mug?qty=2").status_code == 200
-    assert followed == ["mug"]
+    assert client.post("/go/mug?qty=2").status_code == 403  # without the page's token
+    assert followed == []
+    assert press_button(client, page).status_code == 200
+    assert followed == ["<mug>"]
 
 
 def test_the_page_carries_the_csrf_token_when_csrfprotect_is_on() -> None:
     app, followed = link_app(csrf=True)
     client = app.test_client()
-    html = client.get("/go/mug").get_data(as_text=True)
-    assert 'name="csrf_token"' in html
-    assert client.post("/go/mug").status_code == 400  # Flask-WTF refuses a POST without it
-    token = html.split('name="csrf_token" value="')[1].split('"')[0]
-    assert client.post("/go/mug", data={"csrf_token": token}).status_code == 200
+    page = client.get("/go/mug")
+    assert 'name="csrf_token"' in page.get_data(as_text=True)
+    form = confirmation_form(page)
+    assert form is not None
+    fields = form[1]
+    assert "csrf_token" in fields and "cart_confirm" in fields
+    without_csrf = {"cart_confirm": fields["cart_confirm"]}
+    assert client.post("/go/mug", data=without_csrf).status_code == 400  # Flask-WTF refuses
+    without_ours = {"csrf_token": fields["csrf_token"]}
+    assert client.post("/go/mug", data=without_ours).status_code == 403
+    assert followed == []
+    assert client.post("/go/mug", data=fields).status_code == 200
     assert followed == ["mug"]
+
+
+# -- navigations no person started, and posts without the page's token ---------------------
+
+NO_CLICK = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site", "none"])
+def test_a_navigation_without_a_click_gets_the_confirmation_page(site: str) -> None:
+    """A script's ``location = ...``, a meta refresh or an auto-submitted GET form from
+    another site arrives as navigate/document without ``Sec-Fetch-User: ?1``."""
+    app, followed = link_app()
+    client = app.test_client()
+    page = client.get("/go/mug", headers=dict(NO_CLICK, **{"Sec-Fetch-Site": site}))
+    assert page.status_code == 200 and confirmation_form(page) is not None
+    assert followed == []
+
+
+def test_a_navigation_from_the_shops_own_pages_follows_without_a_click() -> None:
+    app, followed = link_app()
+    headers = dict(NO_CLICK, **{"Sec-Fetch-Site": "same-origin"})
+    assert app.test_client().get("/go/mug", headers=headers).get_data() == b"followed"
+    assert followed == ["mug"]
+
+
+def test_a_post_without_the_pages_token_changes_nothing() -> None:
+    """A form another site submits, or an old browser's post with neither Origin nor
+    Sec-Fetch-*: nothing but the confirmation page's own button is followed."""
+    app, followed = link_app()
+    client = app.test_client()
+    page = client.get("/go/mug")
+    other = client.get("/go/spoon")
+    _, fields = confirmation_form(other) or ("", {})
+    for data in ({"next": "/"}, {"cart_confirm": ""}, {"cart_confirm": "x.y"}, fields):
+        response = client.post("/go/mug", data=data)  # a form: the page again, to confirm
+        assert response.status_code == 403, data
+        assert confirmation_form(response) is not None
+    script = client.post("/go/mug", headers={"Accept": "application/json"})
+    assert script.status_code == 403
+    assert script.get_json() == {"error": "confirmation_required"}
+    assert followed == []
+    assert press_button(client, page).status_code == 200
+    assert followed == ["mug"]
+
+
+def test_a_confirmation_token_expires_after_ten_minutes() -> None:
+    app, followed = link_app()
+    client = app.test_client()
+    made = time.time() - 601
+    with mock.patch("flask_cart.tokens.time.time", return_value=made):
+        page = client.get("/go/mug")
+    assert press_button(client, page).status_code == 403
+    assert followed == []

@@ -16,10 +16,13 @@ from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAP
 from werkzeug.wrappers import Request
 
 from flask_cart import CartManager, InvalidInput, InvalidInstance, signals
+from flask_cart.recovery import ANOTHER_ACCOUNT
 from flask_cart.stores.base import CartKey, CartStore
 from flask_cart.tokens import make_token, read_token
+from tests.flask.confirming import open_and_confirm, press_button
 from tests.flask.shop import add, build_app, guest_id_of, stored
 
+WANTS_JSON = {"Accept": "application/json"}
 GUEST = "0b6f1c1e-8a4e-4c43-9a8e-2f0b5d5e7a11"
 WEEK = 7 * 86400
 
@@ -104,7 +107,8 @@ def url_for_cart(app: Flask, carts: CartManager, identifier: str, **kwargs: Any)
 
 
 def open_link(client: Any, path: str, **headers: str) -> Any:
-    return client.get(path, headers=headers or NAVIGATE)
+    """Open the link as a person does: a click, then the confirmation page's button."""
+    return open_and_confirm(client, path, **(headers or NAVIGATE))
 
 
 def quantities(client: Any, instance: str = "cart") -> dict[str, int]:
@@ -158,7 +162,7 @@ def test_a_guest_cart_becomes_an_empty_browsers_cart(
     assert quantities(browser) == {"sku-1": 2, "sku-2": 1}
     assert not cart_store.load(CartKey(guest)).exists
     assert guest_id_of(browser) not in (None, guest)  # the browser's own guest id
-    assert [c for c, _ in flashes(browser)] == ["cart-info"]
+    assert flashes(browser) == [("cart-success", "Your saved cart is back.")]
     assert len(recovered) == 1
     assert recovered[0]["identifier"] == guest and recovered[0]["instance"] == "cart"
     assert recovered[0]["moved"] == {"sku-1": 2, "sku-2": 1}
@@ -215,7 +219,7 @@ def test_opening_a_link_twice_applies_it_once(
     for _ in range(3):
         assert open_link(browser, path).status_code == 303
     assert quantities(browser) == {"sku-1": 2, "sku-2": 1}
-    assert [c for c, _ in flashes(browser)] == ["cart-info"] * 3
+    assert [c for c, _ in flashes(browser)] == ["cart-success"] + ["cart-info"] * 2
     assert len(recovered) == 1
     # Another browser: the cart is gone, which is said, not an error.
     other = app.test_client()
@@ -347,9 +351,10 @@ def test_a_customers_cart_asks_for_that_customers_login_first(
     assert location.path == login_page
     assert parse_qs(location.query)["next"][0].endswith(path)
     assert quantities(browser) == {}
-    login(browser, "7")  # someone else: log in as the customer first
+    login(browser, "7")  # someone else: the shop, with a message (never the login page)
     again = open_link(browser, path)
-    assert urlsplit(again.headers["Location"]).path == login_page
+    assert (again.status_code, again.headers["Location"]) == (303, "/")
+    assert flashes(browser)[-1] == ("cart-warning", ANOTHER_ACCOUNT)
     assert stored(cart_store, "customer:7") == {}
     login(browser, "42")
     landed = open_link(browser, path)
@@ -358,10 +363,19 @@ def test_a_customers_cart_asks_for_that_customers_login_first(
     assert stored(cart_store, "customer:42") == {"sku-1": 2}
 
 
-def test_a_customers_cart_without_a_login_view_answers_401(app: Flask, carts: CartManager) -> None:
-    response = open_link(app.test_client(), url_for_cart(app, carts, "customer:42"))
+def test_a_customers_cart_without_a_login_view_answers_401_or_a_flashed_303(
+    app: Flask, carts: CartManager
+) -> None:
+    path = url_for_cart(app, carts, "customer:42")
+    browser = app.test_client()
+    response = open_link(browser, path, **{"Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"})
+    assert response.status_code == 403  # fetch() never follows a link
+    response = browser.post(path, headers={"Accept": "application/json"})
     assert response.status_code == 401
     assert response.json["error"]["code"] == "login_required"
+    response = open_link(browser, path)  # the browser: the shop, with the message flashed
+    assert response.status_code == 303 and response.headers["Location"] == "/"
+    assert flashes(browser) == [("cart-error", "Log in to see your saved cart.")]
 
 
 # -- what changes nothing ----------------------------------------------------------------------
@@ -394,9 +408,13 @@ def test_bad_tokens_change_nothing(app: Flask, carts: CartManager, cart_store: C
     }
     browser = app.test_client()
     for bad, status in cases.items():
-        response = open_link(browser, f"/cart/recover/{bad}")
+        response = browser.get(f"/cart/recover/{bad}", headers={"Accept": "application/json"})
         assert response.status_code == status, (bad, response.data)
         assert "error" in response.json
+        page = open_link(browser, f"/cart/recover/{bad}")  # a browser: the shop, flashed
+        assert (page.status_code, page.headers["Location"]) == (303, "/")
+        assert flashes(browser)[-1][0] == "cart-error"
+        assert bad not in flashes(browser)[-1][1]
     assert quantities(browser) == {}
     assert stored(cart_store, guest) == {"sku-1": 2}
 
@@ -431,9 +449,10 @@ def test_without_sec_fetch_a_button_asks_first(
     assert b'method="post"' in page.data
     assert stored(cart_store, guest) == {"sku-1": 2}
     assert quantities(browser) == {}
-    assert browser.post(path, headers={"Origin": "http://evil.example"}).status_code == 403
+    assert press_button(browser, page, Origin="http://evil.example").status_code == 403
+    assert browser.post(path).status_code == 403  # the page's token is needed
     assert stored(cart_store, guest) == {"sku-1": 2}
-    assert browser.post(path).status_code == 303
+    assert press_button(browser, page).status_code == 303
     assert quantities(browser) == {"sku-1": 2}
     assert not cart_store.load(CartKey(guest)).exists
 
@@ -447,13 +466,13 @@ def test_responses_match_the_spec(app: Flask, carts: CartManager, login_page: st
     responses = [
         browser.get(path),  # the confirmation page
         open_link(browser, path, **{"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"}),
-        open_link(browser, "/cart/recover/nonsense"),
-        open_link(browser, f"/cart/recover/{expired_token(app, {'guest': guest})}"),
+        browser.get("/cart/recover/nonsense", headers=WANTS_JSON),
+        browser.get(f"/cart/recover/{expired_token(app, {'guest': guest})}", headers=WANTS_JSON),
         open_link(browser, url_for_cart(app, carts, "customer:42")),
-        browser.post(path),
+        browser.post(path),  # no confirmation token
         open_link(browser, path),
     ]
-    assert [r.status_code for r in responses] == [200, 403, 400, 410, 303, 303, 303]
+    assert [r.status_code for r in responses] == [200, 403, 400, 410, 303, 403, 303]
     for response in responses:
         environ = dict(response.request.environ, CONTENT_LENGTH="0")
         environ["wsgi.input"] = io.BytesIO()

@@ -142,7 +142,7 @@ def test_each_route(client):
     body = client.delete("/cart/items/sku-1").json
     assert [i["product_id"] for i in body["items"]] == ["sku-3"]
     body = client.delete("/cart").json
-    assert body["items"] == [] and body["total_cost"] == "0"
+    assert body["items"] == [] and body["total_cost"] == "0.00"
 
 
 def test_instances_are_separate(client, cart_store):

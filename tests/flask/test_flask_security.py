@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import get_flashed_messages, jsonify
 from flask_wtf.csrf import CSRFProtect, generate_csrf
 
-from flask_cart import StoreUnavailable
+from flask_cart import StoreUnavailable, current_cart
 from flask_cart.stores.base import CartKey
 from flask_cart.stores.redis import RedisStore
 from flask_cart.stores.sql import SQLStore
@@ -253,11 +253,19 @@ def test_the_app_s_own_pages_keep_their_own_error_handling(store_kind, products,
         seen.append(exc.code)
         return "the shop's own page", 503
 
+    @app.post("/wish/<product_id>")
+    def wish(product_id: str) -> str:
+        current_cart.add(product_id, "1.00")  # a shop page that changes the cart
+        return "added"
+
     client = app.test_client()
     response = client.post("/cart/items", json={"product_id": "sku-1"})
     assert response.status_code == 503
     assert response.json["error"]["code"] == "store_unavailable"
     assert seen == []  # the blueprint answered its own route
-    response = client.post("/login/42")  # the shop's login view touches the cart
+    response = client.post("/login/42")  # the login view reads the cart: it degrades
+    assert (response.status_code, response.json["quantity"]) == (200, 0)
+    assert seen == []
+    response = client.post("/wish/sku-1")
     assert response.get_data(as_text=True) == "the shop's own page"
     assert seen == ["store_unavailable"]

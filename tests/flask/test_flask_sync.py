@@ -139,10 +139,13 @@ def test_big_carts_are_not_kept_in_a_cookie(cart_store, products, round_trips):
 
 
 def test_snapshot_cookie_flags_and_lifetime(client):
+    """The snapshot is trusted for the 30 s window, but the browser keeps it as long as a
+    guest cart lives (30 days): a browser that dropped it after the window would have no
+    copy to show while the store is down."""
     response = add(client, "sku-1")
     header = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("cart_sync="))
     parts = [p.strip() for p in header.split(";")]
-    assert {"HttpOnly", "Path=/", "SameSite=Lax", "Max-Age=30"} <= set(parts)
+    assert {"HttpOnly", "Path=/", "SameSite=Lax", f"Max-Age={30 * 86400}"} <= set(parts)
 
 
 @pytest.mark.parametrize("value", ["forged", "x.y", ".eJyrVkrLz1eyUkpKLFKqBQAdegQ0.bad"])
