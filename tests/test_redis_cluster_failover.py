@@ -14,11 +14,9 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from flask import render_template_string
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
@@ -27,61 +25,13 @@ from redis.retry import Retry
 from flask_cart.stores.redis import RedisStore
 from tests.conftest import IN_CI
 from tests.flask.shop import PRODUCTS, add, build_app
+from tests.redis_cluster import cluster
 from tests.test_redis_cluster import _redis_server
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 PRIMARIES = (7331, 7332, 7333)
 REPLICAS = (7334, 7335, 7336)
-SLOTS = ((0, 5460), (5461, 10922), (10923, 16383))
 NODE_TIMEOUT_MS = 1000
-
-
-def _wait(check: Any, seconds: float = 20, what: str = "the test cluster") -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if check():
-                return
-        except redis.exceptions.RedisError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not settle")
-        time.sleep(0.1)
-
-
-def _node(port: int) -> redis.Redis:
-    return redis.Redis(port=port, socket_timeout=2, decode_responses=True)
-
-
-def _start(server: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    workdir.mkdir()
-    return subprocess.Popen(
-        [
-            server,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-            "--cluster-node-timeout",
-            str(NODE_TIMEOUT_MS),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _state_ok(port: int) -> bool:
-    return _node(port).cluster("info")["cluster_state"] == "ok"
 
 
 @pytest.fixture(scope="module")
@@ -96,31 +46,8 @@ def failover_cluster(
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     base = tmp_path_factory.mktemp("failover")
-    nodes = {port: _start(server, port, base / str(port)) for port in PRIMARIES + REPLICAS}
-    try:
-        for port in nodes:
-            _wait(lambda p=port: _node(p).ping())
-        first = _node(PRIMARIES[0])
-        for port in list(nodes)[1:]:
-            first.execute_command("CLUSTER", "MEET", "127.0.0.1", port)
-        for port, (low, high) in zip(PRIMARIES, SLOTS, strict=True):
-            _node(port).execute_command("CLUSTER", "ADDSLOTSRANGE", low, high)
-        ids = {port: _node(port).execute_command("CLUSTER", "MYID") for port in PRIMARIES}
-        for primary, follower in zip(PRIMARIES, REPLICAS, strict=True):
-            node = _node(follower)
-            _wait(lambda n=node, i=ids[primary]: i in n.execute_command("CLUSTER", "NODES"))
-            node.execute_command("CLUSTER", "REPLICATE", ids[primary])
-        for port in nodes:
-            _wait(lambda p=port: _state_ok(p))
-        for follower in REPLICAS:
-            _wait(lambda p=follower: _node(p).info("replication").get("master_link_status") == "up")
+    with cluster(server, base, PRIMARIES, REPLICAS, NODE_TIMEOUT_MS) as nodes:
         yield nodes
-    finally:
-        for process in nodes.values():
-            if process.poll() is None:
-                process.kill()
-        for process in nodes.values():
-            process.wait(timeout=10)
 
 
 def _client() -> RedisCluster:
