@@ -207,10 +207,9 @@ class SQLStore(CartStore):
                 self.engine, checkfirst=True
             )
 
-    @staticmethod
-    def _errors() -> AbstractContextManager[None]:
+    def _errors(self) -> AbstractContextManager[None]:
         """Connection failures and timeouts as StoreUnavailable (see sql_calls.errors)."""
-        return sql_calls.errors()
+        return sql_calls.errors(self._engine)
 
     def _run(self, work: Callable[[Connection], T]) -> T:
         """`work` in one transaction bounded by the timeout (see sql_calls.run)."""

@@ -38,22 +38,35 @@ class Retry(Exception):
 
 
 @contextmanager
-def errors() -> Iterator[None]:
+def errors(engine: Engine | Callable[[], Engine] | None = None) -> Iterator[None]:
     """Turn connection failures, timeouts and the database's "cannot answer now" (read-only
     after a fail-over, a shutdown; see failures.sql_cannot_answer) into StoreUnavailable,
-    their detail logged; others pass through."""
+    their detail logged with the database's URL (no password); others pass through."""
     try:
         yield
     except sa.exc.TimeoutError as exc:  # no pooled connection came free in time
-        raise unavailable("no pooled SQL connection came free in time", exc) from exc
+        raise unavailable(
+            f"no pooled connection to {where(engine)} came free in time", exc
+        ) from exc
     except DBAPIError as exc:
         if (
             isinstance(exc, sa.exc.OperationalError)
             or exc.connection_invalidated
             or sql_cannot_answer(exc.orig)
         ):
-            raise unavailable("the SQL database did not answer", exc.orig) from exc
+            raise unavailable(f"the SQL database {where(engine)} did not answer", exc.orig) from exc
         raise
+
+
+def where(engine: Engine | Callable[[], Engine] | None) -> str:
+    """The database's URL without its password, for the operator's log ("?" when unknown)."""
+    try:
+        resolved = engine() if callable(engine) else engine
+        if resolved is None:
+            return "?"
+        return resolved.url.render_as_string(hide_password=True)
+    except Exception:  # a log line never fails the request (no app context, say)
+        return "?"
 
 
 @contextmanager
@@ -89,7 +102,7 @@ def run(engine: Engine, timeout: float, work: Callable[[Connection], T]) -> T:
     last: Exception | None = None
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            with errors():
+            with errors(engine):
                 try:
                     with transaction(engine, deadline, timeout) as conn:
                         return work(conn)
