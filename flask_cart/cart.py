@@ -265,12 +265,15 @@ class Cart:
         strategy: str = "sum",
         *,
         line_caps: dict[str, int] | None = None,
+        tombstone: bool = False,
     ) -> dict[str, int]:
         """Merge `other` into this cart and delete `other`; returns units moved per product.
 
         `other` is sealed first, so it cannot change under the merge; the merge is recorded
-        in this cart in the same write that applies it, then `other` is deleted. Re-running
-        after a crash at any point, or concurrently, applies the lines exactly once.
+        in this cart in the same write that applies it (with `other`'s change ids and link
+        markers, on the same store), then `other` is deleted, or left as a short-lived
+        tombstone naming this cart with `tombstone` (a login merge). Re-running after a crash
+        at any point, or concurrently, applies the lines exactly once.
         """
         check_strategy(strategy)
         if other.key == self.key and other.store is self.store:
@@ -289,7 +292,10 @@ class Cart:
             carry=other.key if other.store is self.store else None,
         )
         self._wrote(outcome.state)
-        other.store.delete(other.key)
+        if tombstone:
+            other.store.bury(other.key, self.key)
+        else:
+            other.store.delete(other.key)
         other._wrote(CartState())
         return dict(outcome.moved)
 

@@ -34,7 +34,7 @@ from .identity import (
 )
 from .lines import CartState, Owner
 from .request_cart import RequestCart
-from .stores.base import CartKey, CartStore, merge_marker
+from .stores.base import CartKey, CartStore
 from .stores.failures import PUBLIC_MESSAGE
 from .sync import Entry, dump_entry, read_entry, write_entry
 
@@ -171,33 +171,10 @@ class RequestCarts:
                 continue
             caps = self.catalog.stock_caps(source.lines) if self.catalog.available else None
             target = self.cart(instance)
-            moved = self._merge_guest(target, guest.key, line_caps=caps)
+            moved = target.merge(guest, settings.merge_strategy, line_caps=caps, tombstone=True)
             dropped = [pid for pid in source.lines if pid not in target.state.lines]
             self.send(signals.cart_merged, cart=target, user=user, moved=moved, dropped=dropped)
         self.consume_guest_cookie()
-
-    def _merge_guest(
-        self, target: RequestCart, guest: CartKey, *, line_caps: dict[str, int] | None
-    ) -> dict[str, int]:
-        """Seal the guest cart, merge it into `target` once (its change ids and link markers
-        with it), and leave a tombstone at its key; the units moved per product."""
-        store = self.store
-        sealed = store.seal(guest)
-        if not sealed.exists:
-            return {}
-        outcome = store.merge(
-            target.key,
-            sealed.lines,
-            strategy=self.settings.merge_strategy,
-            marker=merge_marker(guest, sealed),
-            owner=target.owner,
-            limits=target.limits,
-            line_caps=line_caps,
-            carry=guest,
-        )
-        target._wrote(outcome.state)
-        store.bury(guest, target.key)
-        return dict(outcome.moved)
 
     def link_guest_carts(self, user: Any) -> None:
         """Re-key the browser's guest carts to `user` (just registered), with their change
