@@ -57,6 +57,25 @@ def in_sync(port: int) -> bool:
     return node(port).info("replication").get("master_link_status") == "up"
 
 
+def slot_owner(port: int, slot: int) -> int | None:
+    """The port of the primary that the node on `port` names for `slot` (None: nobody)."""
+    for low, high, primary, *_ in node(port).execute_command("CLUSTER", "SLOTS"):
+        if low <= slot <= high:
+            return int(primary[1])
+    return None
+
+
+def cluster_nodes(ports: Sequence[int]) -> str:
+    """What each node on `ports` says of the cluster (CLUSTER NODES), for a failure message."""
+    views = []
+    for port in ports:
+        try:
+            views.append(f"{port}: {node(port).execute_command('CLUSTER', 'NODES')}")
+        except redis.exceptions.RedisError as error:
+            views.append(f"{port}: {error}")
+    return "\n".join(views)
+
+
 def cluster_node(
     server: str, port: int, workdir: Path, node_timeout_ms: int = 1000
 ) -> subprocess.Popen[bytes]:

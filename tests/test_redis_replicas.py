@@ -34,11 +34,14 @@ from flask_cart.stores.redis import RedisStore
 from tests.conftest import IN_CI
 from tests.flask.shop import PRODUCTS, add, build_app, stored
 from tests.redis_cluster import (
+    SLOTS,
     cluster,
     cluster_node,
+    cluster_nodes,
     in_sync,
     node,
     primary_and_replica,
+    slot_owner,
     wait_for,
 )
 from tests.test_redis_cluster import _redis_server
@@ -343,25 +346,24 @@ def _lagging_failover(workdir: Path, replicas: int) -> dict[str, int]:
         nodes[lagging].send_signal(signal.SIGCONT)
         wait_for(lambda: node(lagging).execute_command("CLUSTER", "FAILOVER", "TAKEOVER"))
         wait_for(lambda: node(lagging).info("replication")["role"] == "master")
-        live = [p for p in (*CLUSTER_PRIMARIES, *CLUSTER_REPLICAS) if p != victim]
-        for port in live:
-            wait_for(lambda p=port: node(p).cluster("info")["cluster_state"] == "ok")
-        found = _count_when_the_cluster_answers(prefix, users)
+        everyone = (*CLUSTER_PRIMARIES, *CLUSTER_REPLICAS)
+        live = [p for p in everyone if p != victim]
+        _wait_until_all_name(live, lagging, victim)
+        found = sum(_units_when_the_cluster_answers(prefix, users, everyone).values())
         # The old primary comes back, as the promoted one's replica (a shard with no
         # replica acknowledges nothing with CART_REDIS_REPLICAS 1).
         nodes[victim] = cluster_node(_server(), victim, workdir / str(victim))
         wait_for(lambda: in_sync(victim), what="the old primary, as a replica")
-        deadline = time.monotonic() + 20
+        _wait_until_all_name(everyone, lagging, victim)
+        deadline = time.monotonic() + 60
         for user, op in unanswered:  # the same key again, until acknowledged
             while (
                 add(browsers[user], "sku-3", 1, headers={"Idempotency-Key": op}).status_code != 200
             ):
                 assert time.monotonic() < deadline, "no retry was acknowledged after the failover"
                 time.sleep(0.2)
-        reader = RedisStore(_cluster_client(), prefix=prefix, timeout=30)
-        after_retries = {user: sum(stored(reader, f"customer:{user}").values()) for user in users}
+        after_retries = _units_when_the_cluster_answers(prefix, users, everyone)
         client.close()
-        reader.client.close()
     return {
         "acknowledged": acknowledged,
         "found": found,
@@ -371,17 +373,31 @@ def _lagging_failover(workdir: Path, replicas: int) -> dict[str, int]:
     }
 
 
-def _count_when_the_cluster_answers(prefix: str, users: Any) -> int:
-    """The units stored for `users`, read once every node knows the promoted primary: a
-    node's slot map can name the killed one for a moment after the cluster reports ok."""
-    deadline = time.monotonic() + 20
+def _wait_until_all_name(ports: Any, promoted: int, victim: int) -> None:
+    """Every node on `ports` names `promoted` as the primary of the victim's slots: a node
+    can report ``cluster_state: ok`` while its slot map still names the killed primary."""
+    slot = SLOTS[CLUSTER_PRIMARIES.index(victim)][0]
+    try:
+        wait_for(
+            lambda: all(slot_owner(p, slot) == promoted for p in ports),
+            seconds=60,
+            what=f"the slot map naming {promoted}",
+        )
+    except RuntimeError as error:
+        raise AssertionError(f"{error}\n{cluster_nodes(ports)}") from None
+
+
+def _units_when_the_cluster_answers(prefix: str, users: Any, ports: Any) -> dict[str, int]:
+    """The units stored per user, read by a new client until the cluster answers (a fresh
+    client's first slot map can still be a moment behind); up to 60 s."""
+    deadline = time.monotonic() + 60
     while True:
         reader = RedisStore(_cluster_client(), prefix=prefix, timeout=30)
         try:
-            return sum(sum(stored(reader, f"customer:{user}").values()) for user in users)
-        except StoreUnavailable:
+            return {user: sum(stored(reader, f"customer:{user}").values()) for user in users}
+        except StoreUnavailable as error:
             if time.monotonic() > deadline:
-                raise
+                raise AssertionError(f"{error}\n{cluster_nodes(ports)}") from None
             time.sleep(0.2)
         finally:
             reader.client.close()
