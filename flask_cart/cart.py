@@ -382,17 +382,19 @@ class Cart:
         items, parts = [], []
         unit = self._quantum
         total = Decimal(0) if unit is None else unit * 0
+        digits = None if unit is None else -int(unit.as_tuple().exponent)
         units = 0
         fields = self._line_fields
         for line in state.lines.values():  # one pass: items, totals and the token's parts
             extra = line.extra
             quantity = line.quantity
             available = extra.get("available", True) is not False
-            cost = Decimal(line.unit_cost)
+            unit_cost = line.unit_cost
+            cost = Decimal(unit_cost)
             line_total = cost * quantity
-            if unit is None:
-                unit_cost = line.unit_cost
-            else:
+            # A price already written to the minor unit (as the loader's prices usually
+            # are) and its multiples need no rounding.
+            if unit is not None and _decimals(unit_cost) != digits:
                 unit_cost = format(cost.quantize(unit, ROUND_HALF_UP), "f")
                 line_total = line_total.quantize(unit, ROUND_HALF_UP)
             if available:
@@ -430,6 +432,12 @@ class Cart:
             ),
             "token": _token(parts),
         }
+
+
+def _decimals(text: str) -> int:
+    """The decimal places of a plain decimal text ("9.99": 2, "12": 0)."""
+    dot = text.find(".")
+    return 0 if dot < 0 else len(text) - dot - 1
 
 
 def _token(parts: list[list[Any]]) -> str:

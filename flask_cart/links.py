@@ -320,7 +320,7 @@ def apply_link(
             signals.cart_item_added,
             product_id=product_id,
             quantity=units,
-            line=cart.get_product(product_id),
+            line_of=product_id,
         )
     return {"added": added, "warnings": _ordered(entries, notes), "replayed": False}
 

@@ -178,10 +178,13 @@ class RequestCart(Cart):
         self._ctx.wrote(self, bool(result) if changed is None else changed)
         return result
 
-    def _send(self, signal: Signal, **kwargs: Any) -> None:
-        """Send `signal`, unless the change was a replay the store had applied before."""
-        if self._state is not None and self._state.replayed:
+    def _send(self, signal: Signal, *, line_of: str | None = None, **kwargs: Any) -> None:
+        """Send `signal`, unless the change was a replay the store had applied before or
+        nothing listens; `line_of`: a product id whose line goes along as `line`."""
+        if not signal.receivers or (self._state is not None and self._state.replayed):
             return
+        if line_of is not None:
+            kwargs["line"] = self.get_product(line_of)
         self._ctx.send(signal, cart=self, **kwargs)
 
     # -- the ecart API, with signals --------------------------------------------------------
@@ -223,7 +226,7 @@ class RequestCart(Cart):
             signals.cart_item_added,
             product_id=line.product_id,
             quantity=line.quantity,
-            line=self.get_product(line.product_id),
+            line_of=line.product_id,
         )
 
     def update(self, product_id: str, quantity: int) -> None:
@@ -235,7 +238,7 @@ class RequestCart(Cart):
                 signals.cart_item_updated,
                 product_id=product_id,
                 quantity=quantity,
-                line=self.get_product(product_id),
+                line_of=product_id,
             )
 
     def remove(self, product_id: str) -> bool:

@@ -24,8 +24,16 @@ def signing_keys(app: Flask) -> tuple[bytes, ...]:
     key = config.get("SECRET_KEY")
     if not key:
         raise RuntimeError("flask-cart signs its cookies with the app's secret key: set SECRET_KEY")
-    keys = [*(config.get("SECRET_KEY_FALLBACKS") or ()), key]
-    return tuple(k.encode() if isinstance(k, str) else bytes(k) for k in keys)
+    fallbacks = config.get("SECRET_KEY_FALLBACKS") or ()
+    try:
+        return _as_bytes(key, tuple(fallbacks))
+    except TypeError:  # an unhashable key (a bytearray): not cached
+        return _as_bytes.__wrapped__(key, tuple(fallbacks))
+
+
+@lru_cache(maxsize=16)
+def _as_bytes(key: str | bytes, fallbacks: tuple[str | bytes, ...]) -> tuple[bytes, ...]:
+    return tuple(k.encode() if isinstance(k, str) else bytes(k) for k in (*fallbacks, key))
 
 
 @lru_cache(maxsize=64)

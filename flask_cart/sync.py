@@ -55,25 +55,51 @@ def _epoch_ms(moment: datetime | None) -> int:
     return int(moment.timestamp() * 1000) if moment is not None else 0
 
 
+#: The flags every line of a re-priced cart carries.
+_PRICED = frozenset(("price_changed", "available"))
+
+
 def encode_entry(entry: Entry) -> list[Any]:
+    """The entry's JSON form. A re-priced cart's lines all carry `price_changed` and
+    `available`: their usual values (False, True) are left out and put back on reading."""
     state = entry.state
+    lines = state.lines.values()
+    priced = bool(lines) and all(line.extra.keys() >= _PRICED for line in lines)
+    if priced:
+        rows = [
+            [line.product_id, line.quantity, line.unit_cost, _without_defaults(line.extra)]
+            for line in lines
+        ]
+    else:
+        rows = lines_to_json(state.lines)
     return [
         entry.identifier,
         state.version,
         int(entry.checked_at * 1000),
         _epoch_ms(state.updated_at),
         state.customer_id,
-        lines_to_json(state.lines),
+        rows,
+        1 if priced else 0,
     ]
+
+
+def _without_defaults(extra: Any) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in extra.items()
+        if not ((k == "price_changed" and v is False) or (k == "available" and v is True))
+    }
 
 
 def decode_entry(data: Any) -> Entry:
     """An entry from its JSON form; ValueError, TypeError, KeyError or IndexError if bad."""
-    identifier, version, checked_ms, updated_ms, customer_id, rows = data
+    identifier, version, checked_ms, updated_ms, customer_id, rows, priced = data
     lines = {}
     for product_id, quantity, unit_cost, extra in rows:
         if not isinstance(extra, dict):
             raise TypeError("line details must be an object")
+        if priced:
+            extra = {"price_changed": False, "available": True, **extra}
         product_id = str(product_id)
         lines[product_id] = make_line(product_id, int(quantity), str(unit_cost), extra)
     updated = datetime.fromtimestamp(updated_ms / 1000, timezone.utc) if updated_ms else None

@@ -544,3 +544,23 @@ def test_redis_scripts_write_integers_exactly_past_1e14(make_store):
     store.set_quantity(key, "a", 3 * 10**14, owner=owner, limits=limits)
     store.add(key, Line("a", 1, "1"), owner=owner, limits=limits)
     assert store.load(key).lines["a"].quantity == 3 * 10**14 + 1
+
+
+def test_a_line_read_twice_never_shares_its_details(store):
+    """Reading the same lines twice gives details that are equal but not the same objects:
+    a caller changing one read's details changes neither the store nor the next read."""
+    cart = Cart("u1", store)
+    cart.add("a", 1, 1, colour="red", sizes=["S", "M"])
+    cart.add("b", 1, 1, colour="red", sizes=["S", "M"])
+    first = cart.refresh()
+    first.lines["a"].extra["colour"] = "blue"  # type: ignore[index]
+    first.lines["a"].extra["sizes"].append("XL")  # type: ignore[index]
+    again = cart.refresh()
+    assert again.lines["a"].extra == {"colour": "red", "sizes": ["S", "M"]}
+    assert again.lines["b"].extra == {"colour": "red", "sizes": ["S", "M"]}
+    cart.add("c", 1, 1, colour="red")
+    cart.add("d", 1, 1, colour="red")
+    third = cart.refresh()
+    third.lines["c"].extra["colour"] = "green"  # type: ignore[index]
+    assert cart.refresh().lines["d"].extra == {"colour": "red"}
+    assert cart.refresh().lines["c"].extra == {"colour": "red"}

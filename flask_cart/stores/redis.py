@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -93,6 +94,25 @@ def _fields(raw: Any) -> dict[str, str]:
     return {_text(k): _text(v) for k, v in raw.items()}
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
+@lru_cache(maxsize=512)
+def _flat_extra(text: str) -> dict[str, Any] | None:
+    """A line's extra details parsed from their JSON text, when every value is a scalar
+    (so a shallow copy is a full one); None otherwise. Most lines repeat a few texts."""
+    value = json.loads(text)
+    return value if all(type(v) in _SCALARS for v in value.values()) else None
+
+
+def _extra(text: str) -> dict[str, Any]:
+    """A line's extra details from their JSON text: a new dict every time."""
+    if text == "{}":
+        return {}
+    flat = _flat_extra(text)
+    return dict(flat) if flat is not None else dict(json.loads(text))
+
+
 def decode_hash(raw: Any) -> CartState:
     """A cart hash (HGETALL's dict or a script's packed answer) to a CartState."""
     fields = _fields(raw)
@@ -103,9 +123,7 @@ def decode_hash(raw: Any) -> CartState:
     for name, value in fields.items():
         if name.startswith("l:"):
             quantity, seq, unit_cost, extra = value.split("|", 3)
-            line = make_line(
-                name[2:], int(quantity), unit_cost, {} if extra == "{}" else json.loads(extra)
-            )
+            line = make_line(name[2:], int(quantity), unit_cost, _extra(extra))
             ordered.append((int(seq), line))
         elif name.startswith("m:"):
             merged.add(name[2:])

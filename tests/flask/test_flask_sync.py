@@ -7,7 +7,10 @@ transaction is a few statements on the wire, which `Counter.statements` also cou
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -182,3 +185,28 @@ def test_the_store_wins_after_the_window(app, carts, cart_store):
     now = carts.clock()
     carts.clock = lambda: now + 31
     assert client.get("/cart").json["quantity"] == 5
+
+
+def _snapshot_rows(client: Any) -> list[Any]:
+    value = client.get_cookie("cart_sync").value
+    payload = value.rsplit(".", 1)[0]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))[5]
+
+
+def test_a_cart_served_from_the_snapshot_answers_what_the_change_answered(
+    app, client, products, round_trips
+):
+    """The snapshot leaves out the flags at their usual values (a line on sale, priced as
+    added), and puts them back on reading: the view served from it is the change's answer,
+    a line whose price moved and one no longer sold included."""
+    for product_id in ("sku-1", "sku-2", "sku-3"):
+        add(client, product_id)
+    products["sku-2"]["unit_cost"] = Decimal("5.25")
+    del products["sku-3"]
+    answer = add(client, "sku-1").json
+    flags = {i["product_id"]: (i["price_changed"], i["available"]) for i in answer["items"]}
+    assert flags == {"sku-1": (False, True), "sku-2": (True, True), "sku-3": (False, False)}
+    rows = {row[0]: row[3] for row in _snapshot_rows(client)}
+    assert rows["sku-1"] == {"name": "Mug"}  # the usual flags are not in the cookie
+    assert trips(round_trips, client, "GET", "/cart") == 0
+    assert client.get("/cart").json == answer
