@@ -388,7 +388,7 @@ class Cart:
         for line in state.lines.values():  # one pass: items, totals and the token's parts
             extra = line.extra
             quantity = line.quantity
-            available = extra.get("available", True) is not False
+            available = is_available(line)
             unit_cost = line.unit_cost
             cost = Decimal(unit_cost)
             line_total = cost * quantity

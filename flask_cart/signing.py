@@ -24,16 +24,15 @@ def signing_keys(app: Flask) -> tuple[bytes, ...]:
     key = config.get("SECRET_KEY")
     if not key:
         raise RuntimeError("flask-cart signs its cookies with the app's secret key: set SECRET_KEY")
-    fallbacks = config.get("SECRET_KEY_FALLBACKS") or ()
-    try:
-        return _as_bytes(key, tuple(fallbacks))
-    except TypeError:  # an unhashable key (a bytearray): not cached
-        return _as_bytes.__wrapped__(key, tuple(fallbacks))
+    keys = (*(config.get("SECRET_KEY_FALLBACKS") or ()), key)
+    if all(type(k) is str or type(k) is bytes for k in keys):  # immutable: cached
+        return _encoded(keys)
+    return _encoded.__wrapped__(keys)  # a bytearray, a memoryview: read every time
 
 
 @lru_cache(maxsize=16)
-def _as_bytes(key: str | bytes, fallbacks: tuple[str | bytes, ...]) -> tuple[bytes, ...]:
-    return tuple(k.encode() if isinstance(k, str) else bytes(k) for k in (*fallbacks, key))
+def _encoded(keys: tuple[str | bytes, ...]) -> tuple[bytes, ...]:
+    return tuple(k.encode() if isinstance(k, str) else bytes(k) for k in keys)
 
 
 @lru_cache(maxsize=64)

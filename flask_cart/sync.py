@@ -23,7 +23,7 @@ from flask import Request, Response, current_app
 
 from .cookies import set_cookie
 from .identity import cookie_secure
-from .lines import CartState, lines_to_json, make_line
+from .lines import CartState, Line, make_line
 from .signing import sign, unsign
 
 if TYPE_CHECKING:
@@ -55,51 +55,51 @@ def _epoch_ms(moment: datetime | None) -> int:
     return int(moment.timestamp() * 1000) if moment is not None else 0
 
 
-#: The flags every line of a re-priced cart carries.
-_PRICED = frozenset(("price_changed", "available"))
-
-
 def encode_entry(entry: Entry) -> list[Any]:
-    """The entry's JSON form. A re-priced cart's lines all carry `price_changed` and
-    `available`: their usual values (False, True) are left out and put back on reading."""
     state = entry.state
-    lines = state.lines.values()
-    priced = bool(lines) and all(line.extra.keys() >= _PRICED for line in lines)
-    if priced:
-        rows = [
-            [line.product_id, line.quantity, line.unit_cost, _without_defaults(line.extra)]
-            for line in lines
-        ]
-    else:
-        rows = lines_to_json(state.lines)
     return [
         entry.identifier,
         state.version,
         int(entry.checked_at * 1000),
         _epoch_ms(state.updated_at),
         state.customer_id,
-        rows,
-        1 if priced else 0,
+        [_row(line) for line in state.lines.values()],
     ]
 
 
-def _without_defaults(extra: Any) -> dict[str, Any]:
-    return {
-        k: v
-        for k, v in extra.items()
-        if not ((k == "price_changed" and v is False) or (k == "available" and v is True))
-    }
+def _row(line: Line) -> list[Any]:
+    """A line as [product_id, quantity, unit_cost, extra], or with a fifth element when
+    re-pricing's usual flags (`price_changed` False, then `available` True) are left out of
+    `extra`: where they stood, so that reading puts them back in the same order."""
+    extra = line.extra
+    if extra.get("price_changed") is False and extra.get("available") is True:
+        keys = list(extra)
+        at = keys.index("price_changed")
+        if keys[at + 1 : at + 2] == ["available"]:
+            rest = dict(extra)
+            del rest["price_changed"], rest["available"]
+            return [line.product_id, line.quantity, line.unit_cost, rest, at]
+    return [line.product_id, line.quantity, line.unit_cost, dict(extra)]
+
+
+def _with_flags(rest: dict[str, Any], at: int) -> dict[str, Any]:
+    """`rest` with the usual flags put back at position `at`."""
+    items = list(rest.items())
+    items[at:at] = [("price_changed", False), ("available", True)]
+    return dict(items)
 
 
 def decode_entry(data: Any) -> Entry:
     """An entry from its JSON form; ValueError, TypeError, KeyError or IndexError if bad."""
-    identifier, version, checked_ms, updated_ms, customer_id, rows, priced = data
+    identifier, version, checked_ms, updated_ms, customer_id, rows = data
     lines = {}
-    for product_id, quantity, unit_cost, extra in rows:
+    for row in rows:
+        product_id, quantity, unit_cost, extra, *flags_at = row
         if not isinstance(extra, dict):
             raise TypeError("line details must be an object")
-        if priced:
-            extra = {"price_changed": False, "available": True, **extra}
+        if flags_at:
+            (at,) = flags_at
+            extra = _with_flags(extra, int(at))
         product_id = str(product_id)
         lines[product_id] = make_line(product_id, int(quantity), str(unit_cost), extra)
     updated = datetime.fromtimestamp(updated_ms / 1000, timezone.utc) if updated_ms else None

@@ -41,3 +41,23 @@ def test_bad_signatures_are_refused(app, signed):
 
 def test_another_salt_does_not_verify(app):
     assert unsign(app, "other", sign(app, SALT, "v")) is None
+
+
+@pytest.mark.parametrize(
+    "key", [b"new-key", bytearray(b"new-key"), memoryview(bytearray(b"new-key"))]
+)
+def test_a_secret_key_of_any_bytes_type_signs_and_rotates_in_place(app, key):
+    """Bytes-like keys work as Flask's own signing takes them; a mutable one changed in
+    place (a rotation) signs with its new bytes at once."""
+    app.config["SECRET_KEY"] = key
+    assert sign(app, SALT, "v") == Signer(b"new-key", salt=SALT).sign("v").decode()
+    if not isinstance(key, bytes):
+        key[:3] = b"NEW"
+        assert sign(app, SALT, "v") == Signer(b"NEW-key", salt=SALT).sign("v").decode()
+
+
+def test_fallbacks_changed_in_place_are_read_again(app):
+    old = Signer(b"older-key", salt=SALT).sign("v").decode()
+    assert unsign(app, SALT, old) is None
+    app.config["SECRET_KEY_FALLBACKS"].append("older-key")
+    assert unsign(app, SALT, old) == "v"

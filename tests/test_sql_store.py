@@ -94,3 +94,39 @@ def test_pool_exhaustion_is_store_unavailable(
         with pytest.raises(StoreUnavailable):
             Cart("u1", store).refresh()
     assert Cart("u1", store).get_product("a")["quantity"] == 1
+
+
+@pytest.mark.mariadb
+def test_a_mariadb_change_is_two_statements_and_no_rollback_after_its_commit(monkeypatch):
+    """On MariaDB 10.5+ the upsert answers the locked row (RETURNING): no SELECT ... FOR
+    UPDATE after it; and flask-cart's own engine sends no ROLLBACK when the connection goes
+    back to the pool after a commit. An add: upsert, update, commit."""
+    import pymysql.connections
+
+    from flask_cart.lines import Limits, Line, Owner
+    from flask_cart.stores.base import CartKey
+
+    engine = SQLStore.create_engine(MARIADB_URL, timeout=30)
+    store = SQLStore(engine, table_name=test_name(), timeout=30)
+    store.create_all()
+    try:
+        key, owner = CartKey("u1"), Owner(None, 3600)
+        store.add(key, Line("a", 1, "9.99"), owner=owner, limits=Limits())
+        statements: list[str] = []
+        rollbacks: list[bool] = []
+        sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        real_rollback = pymysql.connections.Connection.rollback
+
+        def rollback(self: Any) -> None:
+            rollbacks.append(True)
+            real_rollback(self)
+
+        monkeypatch.setattr(pymysql.connections.Connection, "rollback", rollback)
+        state = store.add(key, Line("a", 2, "9.99"), owner=owner, limits=Limits())
+        assert state.lines["a"].quantity == 3
+        assert len(statements) == 2, statements
+        assert "RETURNING" in statements[0] and "FOR UPDATE" not in statements[1]
+        assert rollbacks == []
+    finally:
+        drop_store_tables(store, engine)
+        engine.dispose()

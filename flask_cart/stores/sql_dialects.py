@@ -125,6 +125,8 @@ def _statements(table: sa.Table, dialect: str) -> dict[str, Any]:
         )
     elif dialect in MYSQL:
         built["upsert"] = sa.dialects.mysql.insert(table).on_duplicate_key_update(version=c.version)
+        # MariaDB 10.5+: the row back from the same statement, locked as the upsert left it.
+        built["upsert_returning"] = built["upsert"].returning(*c)
     else:
         built["upsert"] = sa.insert(table)
     cache[dialect] = built
@@ -149,6 +151,8 @@ def upsert_and_lock(conn: Connection, table: sa.Table, values: dict[str, Any]) -
     if dialect in ("postgresql", "sqlite"):
         return conn.execute(statements["upsert"], values).one()
     if dialect in MYSQL:
+        if returns_upserted_rows(conn.dialect):
+            return conn.execute(statements["upsert_returning"], values).one()
         conn.execute(statements["upsert"], values)
     else:
         # Elsewhere: insert in a savepoint; a duplicate key means the row is there.
@@ -160,6 +164,12 @@ def upsert_and_lock(conn: Connection, table: sa.Table, values: dict[str, Any]) -
     # A row deleted between the two statements reads as None: the caller retries.
     params = {"key_identifier": values["identifier"], "key_instance": values["instance"]}
     return conn.execute(statements["lock"], params).one_or_none()
+
+
+def returns_upserted_rows(dialect: Dialect) -> bool:
+    """MariaDB 10.5 and later answer ``INSERT ... ON DUPLICATE KEY UPDATE ... RETURNING``
+    with the row (MySQL has no RETURNING)."""
+    return bool(getattr(dialect, "is_mariadb", False) and dialect.insert_returning)
 
 
 def own_engine_options(url: sa.URL, timeout: float) -> dict[str, Any]:
@@ -178,6 +188,11 @@ def own_engine_options(url: sa.URL, timeout: float) -> dict[str, Any]:
     elif backend in MYSQL and driver == "pymysql":
         # Client-side socket deadlines: they hold against a frozen server too.
         connect_args.update(connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout)
+    if backend in MYSQL:
+        # Every use ends its transaction through SQLAlchemy's Connection (commit, rollback,
+        # or the rollback of close()): the pool's own ROLLBACK on return would be a wasted
+        # round trip (PyMySQL sends it even when no transaction is open).
+        options["pool_reset_on_return"] = None
     options["pool_timeout"] = timeout
     return options
 

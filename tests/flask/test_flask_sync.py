@@ -210,3 +210,24 @@ def test_a_cart_served_from_the_snapshot_answers_what_the_change_answered(
     assert rows["sku-1"] == {"name": "Mug"}  # the usual flags are not in the cookie
     assert trips(round_trips, client, "GET", "/cart") == 0
     assert client.get("/cart").json == answer
+
+
+def test_a_snapshot_gives_back_each_lines_details_in_their_order():
+    """Reading a snapshot puts the flags it left out back where they stood."""
+    from flask_cart.lines import CartState, make_line
+    from flask_cart.sync import Entry, decode_entry, encode_entry
+
+    details = [
+        {"name": "Mug", "price_changed": False, "available": True, "colour": "red"},
+        {"price_changed": False, "available": True},
+        {"name": "Plate", "price_changed": True, "available": True},
+        {"price_changed": False, "available": False, "unavailable_reason": "unknown_product"},
+        {"name": "Bowl"},
+        {"available": True, "name": "Jug", "price_changed": False},
+    ]
+    lines = {f"p{n}": make_line(f"p{n}", n + 1, "1.50", d) for n, d in enumerate(details)}
+    entry = Entry("guest-1", 1700000000.0, CartState(lines=lines, version=3))
+    encoded = json.loads(json.dumps(encode_entry(entry)))
+    assert [len(row) for row in encoded[5]] == [5, 5, 4, 4, 4, 4]
+    again = decode_entry(encoded).state.lines
+    assert [list(again[pid].extra.items()) for pid in lines] == [list(d.items()) for d in details]
