@@ -37,16 +37,19 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from werkzeug.routing import BuildError
+
+from .catalog import Catalog
 from .cleanup import store_now
-from .config import MAX_BATCH_SIZE
+from .config import MAX_BATCH_SIZE, parse_stages
+from .errors import CartError
 from .lines import CartState, money_str
+from .recovery import recovery_links
+from .reminders import unsubscribe_links
 from .stores.base import AbandonedCart, BatchHook, CartStore, Contact, Stage, utc_iso
 from .totals import is_available, line_json, state_total
-
-if TYPE_CHECKING:
-    from .catalog import Catalog
 
 DEFAULT_BATCH_SIZE = 1000
 #: Claimed carts are read again just before their reports, a slice per round trip: the
@@ -229,14 +232,6 @@ def preview_reports(
     with_links: bool = False,
 ) -> list[dict[str, Any]]:
     """See CartManager.abandoned_reports: a dry run's reports, re-priced, in JSON form."""
-    from werkzeug.routing import BuildError
-
-    from .catalog import Catalog
-    from .config import parse_stages
-    from .errors import CartError
-    from .recovery import recovery_links
-    from .reminders import unsubscribe_links
-
     settings = manager.settings()
     chosen = parse_stages(stages) if stages is not None else settings.abandoned_stages
     make_link = make_unsubscribe = None

@@ -130,7 +130,8 @@ class Cart:
         self._state = state
         self._cached = True
 
-    def _wrote(self, state: CartState) -> CartState:
+    def _keep_store_answer(self, state: CartState) -> CartState:
+        """The store's answer to a change: the cart's state from now on."""
         self._state = state
         return state
 
@@ -161,7 +162,7 @@ class Cart:
     def add(self, product_id: str, unit_cost: Any, quantity: int = 1, **extra: Any) -> None:
         """Add `quantity` units (default 1) to the product's line, creating it if new."""
         line = new_line(product_id, unit_cost, quantity, extra, self.limits)
-        self._wrote(
+        self._keep_store_answer(
             self.store.add(self.key, line, owner=self.owner, limits=self.limits, op=self._next_op())
         )
 
@@ -169,7 +170,7 @@ class Cart:
         """Set the line's quantity; 0 removes it. A missing line raises LineNotFound."""
         check_product_id(product_id)
         check_quantity(quantity, self.limits, allow_zero=True)
-        self._wrote(
+        self._keep_store_answer(
             self.store.set_quantity(
                 self.key,
                 product_id,
@@ -186,17 +187,17 @@ class Cart:
         removed, state = self.store.remove(
             self.key, product_id, owner=self.owner, op=self._next_op()
         )
-        self._wrote(state)
+        self._keep_store_answer(state)
         return removed
 
     def clear(self) -> None:
         """Remove every line; the cart itself stays."""
-        self._wrote(self.store.clear(self.key, owner=self.owner, op=self._next_op()))
+        self._keep_store_answer(self.store.clear(self.key, owner=self.owner, op=self._next_op()))
 
     def destroy(self) -> None:
         """Delete the cart from the store."""
         self.store.delete(self.key)
-        self._wrote(CartState())
+        self._keep_store_answer(CartState())
 
     def set_ttl(self, seconds: int) -> bool:
         """Set the cart's remaining lifetime in seconds (False when there is no cart)."""
@@ -256,7 +257,7 @@ class Cart:
                 owner=target.owner,
                 limits=self.limits,
             )
-            target._wrote(outcome.state)
+            target._keep_store_answer(outcome.state)
         return target
 
     def merge(
@@ -291,12 +292,12 @@ class Cart:
             line_caps=line_caps,
             carry=other.key if other.store is self.store else None,
         )
-        self._wrote(outcome.state)
+        self._keep_store_answer(outcome.state)
         if tombstone:
             other.store.bury(other.key, self.key)
         else:
             other.store.delete(other.key)
-        other._wrote(CartState())
+        other._keep_store_answer(CartState())
         return dict(outcome.moved)
 
     def checkout(self, expect: str | None = None, *, session: Any = None) -> dict[str, Any]:
@@ -329,11 +330,11 @@ class Cart:
                 raise self._changed()
             state = self.store.take(self.key, expect=fresh, session=session)
             if (state.version, state.uid) == (fresh.version, fresh.uid):
-                self._wrote(CartState())
+                self._keep_store_answer(CartState())
                 return snapshot(self.key, self._view(state), self._quantum)
             if expect is None and not fresh.exists:
                 return snapshot(self.key, CartState(), self._quantum)  # made since: not taken
-            self._wrote(state)
+            self._keep_store_answer(state)
             if expect is not None:
                 raise self._changed()
         raise self._changed()

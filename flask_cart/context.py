@@ -61,8 +61,8 @@ def prepare_request() -> None:
 
 def finish_request(response: Response) -> Response:
     """The app-wide ``after_request`` hook: the cookies of a request that used its cart."""
-    ctx: RequestCarts | None = request.environ.get(ENVIRON_KEY)
-    return response if ctx is None else ctx.finish(response)
+    carts: RequestCarts | None = request.environ.get(ENVIRON_KEY)
+    return response if carts is None else carts.finish(response)
 
 
 def request_carts() -> RequestCarts:
@@ -70,14 +70,14 @@ def request_carts() -> RequestCarts:
     if not has_request_context():
         raise RuntimeError("the request's cart is only available while handling a request")
     environ = request.environ
-    ctx: RequestCarts | None = environ.get(ENVIRON_KEY)
-    if ctx is None:
+    carts: RequestCarts | None = environ.get(ENVIRON_KEY)
+    if carts is None:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         manager = app.extensions.get("cart")
         if manager is None:
             raise RuntimeError("flask-cart is not initialised on this app: call init_app")
-        ctx = environ[ENVIRON_KEY] = RequestCarts(manager, app)
-    return ctx
+        carts = environ[ENVIRON_KEY] = RequestCarts(manager, app)
+    return carts
 
 
 class RequestCarts:
@@ -221,7 +221,9 @@ class RequestCarts:
         self._new_entries = dict.fromkeys(self.settings.instances)
         self.reset()
 
-    def _rebind(self, identity: Identity) -> None:
+    def _point_carts_at(self, identity: Identity) -> None:
+        """Make `identity` the owner and point the request's cart objects at its carts (no
+        store I/O: the caller moved or dropped what was stored)."""
         self._identity = identity
         for cart in self.carts.values():
             cart.key = CartKey(identity.identifier, cart.instance)
@@ -230,7 +232,7 @@ class RequestCarts:
 
     def drop_guest_id(self) -> None:
         """The cookie's id names no cart of ours (sealed by a merge): start a new guest id."""
-        self._rebind(guest_identity(None, self.settings))
+        self._point_carts_at(guest_identity(None, self.settings))
         for cart in self.carts.values():
             cart._state = CartState()
 
@@ -255,8 +257,8 @@ class RequestCarts:
             )
             if instance == cart.instance:
                 cart._state = self.catalog.reprice(moved)
-        self._rebind(new)
-        self.record(cart.instance, cart.state)
+        self._point_carts_at(new)
+        self.write_snapshot(cart.instance, cart.state)
 
     # -- carts and the sync window ---------------------------------------------------------
 
@@ -271,26 +273,28 @@ class RequestCarts:
         return cart
 
     def entry(self, instance: str) -> Entry | None:
-        """The instance's snapshot: as recorded in this request, else the browser's."""
+        """The instance's snapshot: the one this request is to write, else the browser's."""
         if instance in self._new_entries:
             return self._new_entries[instance]
         if instance not in self._read_entries:
             self._read_entries[instance] = read_entry(request, self.settings, instance)
         return self._read_entries[instance]
 
-    def record(self, instance: str, state: CartState) -> None:
-        """The store just answered `state`: it is the snapshot for the next window."""
+    def write_snapshot(self, instance: str, state: CartState) -> None:
+        """The store just answered `state`: write it as the instance's snapshot (the browser's
+        copy for the next sync window) when the response goes out."""
         if self.settings.sync_seconds <= 0:
             return
         identifier = self.identity().identifier
         self._new_entries[instance] = Entry(identifier, self.manager.clock(), state)
 
-    def forget(self, instance: str) -> None:
+    def delete_snapshot(self, instance: str) -> None:
+        """The cart left the store: delete the instance's snapshot when the response goes out."""
         self._new_entries[instance] = None
 
-    def unrecord(self, instance: str) -> None:
-        """Drop what this request recorded for `instance` (a checkout rolled back with the
-        shop's transaction): the browser's copy stands, else the store is read."""
+    def cancel_snapshot(self, instance: str) -> None:
+        """Neither write nor delete the instance's snapshot after all (a checkout rolled back
+        with the shop's transaction): the browser's copy stands, else the store is read."""
         self._new_entries.pop(instance, None)
 
     def load(self, cart: RequestCart) -> CartState:
@@ -300,7 +304,7 @@ class RequestCarts:
             self.drop_guest_id()
             return CartState()
         view = self.catalog.reprice(state)
-        self.record(cart.instance, view)
+        self.write_snapshot(cart.instance, view)
         return view
 
     def initial_state(self, cart: RequestCart) -> CartState:
@@ -332,8 +336,9 @@ class RequestCarts:
             return CartState()
         return entry.state
 
-    def wrote(self, cart: RequestCart, changed: bool) -> None:
-        """A change went through: a guest's cookie is issued or renewed."""
+    def change_went_through(self, cart: RequestCart, changed: bool) -> None:
+        """A change of `cart` went through (`changed`: it changed the cart): a guest's cookie
+        is issued or renewed, and a guest cart just created under a dead id is moved."""
         identity = self.identity()
         if not identity.is_guest:
             return
@@ -358,7 +363,11 @@ class RequestCarts:
             keep = entry is not None and entry.identifier == owner
             value = dump_entry(instance, entry) if entry is not None and keep else None
             write_entry(response, request, self.settings, instance, value)
-        response.vary.add("Cookie")
+        vary = response.headers.get("Vary")
+        if vary is None:
+            response.headers["Vary"] = "Cookie"
+        elif vary != "Cookie":  # the cart routes set exactly this already
+            response.vary.add("Cookie")
         return response
 
     def send(self, signal: Signal, **kwargs: Any) -> None:

@@ -38,7 +38,7 @@ from .catalog import UNKNOWN_PRODUCT, Unavailable
 from .config import valid_redirect
 from .context import request_carts
 from .errors import CartError, InvalidLink, InvalidQuantity
-from .lines import MAX_LINE_QUANTITY_CAP, Line, check_product_id, money_str
+from .lines import MAX_LINE_QUANTITY_CAP, Line, MergeOutcome, check_product_id, money_str
 from .navigation import Follow, follow_or_confirm
 from .request_cart import MAX_NAME_CHARS, RequestCart
 from .shopper import landing, plural
@@ -172,8 +172,7 @@ def _follow(
     for message in _warning_flashes(result["warnings"]):
         flash(message, "cart-warning")
     if not result["replayed"]:
-        ctx = request_carts()
-        ctx.send(
+        request_carts().send(
             signals.cart_link_followed,
             cart=cart,
             added=result["added"],
@@ -213,7 +212,7 @@ def _units_of(units: int, name: str) -> str:
 
 def _name(cart: RequestCart, product_id: str, default: str = "This item") -> str:
     """The loader's name of the product, else `default`: an id from a URL is never shown."""
-    product = cart._ctx.catalog.lookup(product_id)
+    product = request_carts().catalog.lookup(product_id)
     name = None if isinstance(product, Unavailable) else product.name
     return name[:MAX_NAME_CHARS] if name else default
 
@@ -251,7 +250,7 @@ def apply_link(
     merge, once per `marker` (a new marker when None; an Idempotency-Key's when the request
     has one). Returns ``added`` (product -> units), ``warnings`` (in link order) and
     ``replayed`` (the marker had been applied: nothing changed, no signal)."""
-    catalog = cart._ctx.catalog
+    catalog = request_carts().catalog
     source: dict[str, Line] = {}
     caps: dict[str, int] = {}
     notes: dict[str, dict[str, Any]] = {}
@@ -271,26 +270,19 @@ def apply_link(
     if not source:  # nothing to add: the cart is not touched (a replace keeps it too)
         cart.idempotent(None)
         return {"added": {}, "warnings": _ordered(entries, notes), "replayed": False}
-    outcomes = []
 
-    def operation() -> bool:
-        key_op = cart._next_op()
-        name = marker or "link:" + (key_op or new_op_id())
-        outcome = cart.store.merge(
+    def merge(key_op: str | None) -> MergeOutcome:
+        return cart.store.merge(
             cart.key,
             source,
             strategy="replace" if replace else "add",
-            marker=name,
+            marker=marker or "link:" + (key_op or new_op_id()),
             owner=cart.owner,
             limits=cart.limits,
             line_caps=caps,
         )
-        cart._wrote(outcome.state)
-        outcomes.append(outcome)
-        return not outcome.already_merged
 
-    cart._change(operation, changed=None)
-    outcome = outcomes[-1]
+    outcome = cart.run_store_merge(merge)
     if outcome.already_merged:
         message = "This link was added to your cart already."
         replay = {"product_id": None, "reason": "already_added", "requested": 0, "added": 0,
@@ -314,9 +306,9 @@ def apply_link(
             )
             notes[product_id] = _warning(cart, product_id, "clamped", line.quantity, got, why)
     if replace:
-        cart._send(signals.cart_cleared)
+        cart.send_unless_replayed(signals.cart_cleared)
     for product_id, units in added.items():
-        cart._send(
+        cart.send_unless_replayed(
             signals.cart_item_added,
             product_id=product_id,
             quantity=units,

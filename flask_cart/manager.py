@@ -19,10 +19,18 @@ from flask import Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from werkzeug.local import LocalProxy
 
+from . import (
+    contact,  # noqa: F401 - adds /email and /unsubscribe/<token> to the blueprint
+    links,  # also adds the cart-link routes to the blueprint
+    recovery,  # also adds /recover/<token> to the blueprint
+)
+from .abandoned import preview_reports
 from .catalog import ProductLoader
+from .cli import cart_cli
 from .config import DEFAULTS, Settings, store_timeout
 from .context import finish_request, prepare_request, request_carts
 from .errors import StoreUnavailable
+from .login import connect_login
 from .navigation import wants_page
 from .pages import PageError, error_page
 from .request_cart import RequestCart
@@ -30,6 +38,7 @@ from .shadowing import check_once
 from .shopper import UNAVAILABLE, link_redirect
 from .stores.base import CartStore
 from .stores.registry import STORES, store_class
+from .views import blueprint, unmatched_route
 
 #: How long a recovery link stays valid by default (seconds).
 DEFAULT_RECOVERY_MAX_AGE = 7 * 86400
@@ -127,13 +136,6 @@ class CartManager:
         if app.config["CART_HANDLE_STORE_ERRORS"]:
             app.register_error_handler(StoreUnavailable, store_unavailable_response)
         if app.config["CART_BLUEPRINT"]:
-            from . import (
-                contact,  # noqa: F401 - adds /email and /unsubscribe/<token> to the blueprint
-                links,  # noqa: F401 - adds the cart-link routes to the blueprint
-                recovery,  # noqa: F401 - adds /recover/<token> to the blueprint
-            )
-            from .views import blueprint, unmatched_route
-
             app.before_request(unmatched_route)  # before the blueprint's own hooks
             app.before_request(check_once(app))  # a shop rule on a cart route's URL: warn
             app.register_blueprint(blueprint, url_prefix=settings.url_prefix)
@@ -141,8 +143,6 @@ class CartManager:
             app.before_request(prepare_request)
             app.after_request(finish_request)
         if self._login is None:
-            from .login import connect_login
-
             self._login = connect_login(self)
         _register_cli(app)
 
@@ -214,9 +214,7 @@ class CartManager:
         """A signed absolute URL that adds `items` (product -> units) to the cart of the
         browser that follows it, once per cart; `replace` empties the cart first (in the same
         write). Past `max_age` seconds it answers 410. See flask_cart.links."""
-        from .links import cart_link
-
-        return cart_link(self, items, replace=replace, max_age=max_age, instance=instance)
+        return links.cart_link(self, items, replace=replace, max_age=max_age, instance=instance)
 
     def link_guest_cart(self, user: Any) -> None:
         """After registration: make the browser's guest carts `user`'s carts (re-keyed, not
@@ -233,8 +231,6 @@ class CartManager:
         """What ``flask cart abandoned --dry-run`` would report now, as its ``--json`` objects
         (`stages` default to CART_ABANDONED_STAGES; nothing is claimed, no signal is sent).
         ``recovery_url`` is None unless `with_links` (then None where no link can be made)."""
-        from .abandoned import preview_reports
-
         return preview_reports(self, stages, limit=limit, with_links=with_links)
 
     def recovery_url(
@@ -246,9 +242,7 @@ class CartManager:
         """A signed absolute URL to ``GET /cart/recover/<token>`` that gives the stored cart
         `identifier` (a guest id or ``customer:<user id>``) to the browser that opens it.
         Outside a request (the CLI) SERVER_NAME names the host; without it, RuntimeError."""
-        from .recovery import recovery_url
-
-        return recovery_url(self, identifier, instance, max_age)
+        return recovery.recovery_url(self, identifier, instance, max_age)
 
 
 def _current_cart() -> RequestCart:
@@ -276,6 +270,4 @@ def store_unavailable_response(exc: StoreUnavailable) -> ResponseReturnValue:
 
 def _register_cli(app: Flask) -> None:
     """Add ``flask cart ...`` (also when the blueprint is disabled)."""
-    from .cli import cart_cli
-
     app.cli.add_command(cart_cli)

@@ -135,11 +135,11 @@ def recovery_links(
 def recover_cart(token: str) -> ResponseReturnValue:
     """Give this browser the cart the recovery token names (see the module's docstring)."""
     target = read_target(token)
-    ctx = request_carts()
+    carts = request_carts()
     if "customer" in target:
         check_navigation()
-        return _customer_cart(ctx, target["customer"], target["instance"])
-    return _guest_cart(ctx, target["guest"], target["instance"])
+        return _customer_cart(carts, target["customer"], target["instance"])
+    return _guest_cart(carts, target["guest"], target["instance"])
 
 
 def read_target(token: str) -> dict[str, str]:
@@ -173,10 +173,10 @@ def _land() -> ResponseReturnValue:
     return redirect(landing(), code=303)
 
 
-def _customer_cart(ctx: RequestCarts, customer_id: str, instance: str) -> ResponseReturnValue:
+def _customer_cart(carts: RequestCarts, customer_id: str, instance: str) -> ResponseReturnValue:
     """The customer's own cart: it is theirs once they are logged in as that customer.
     Opening it changes nothing, so it asks for no confirmation."""
-    identity = ctx.identity()
+    identity = carts.identity()
     if identity.customer_id is not None and identity.customer_id != customer_id:
         # Never to the login page: a usual login view sends a logged-in user straight
         # back to `next`, which would come here again, forever.
@@ -184,9 +184,9 @@ def _customer_cart(ctx: RequestCarts, customer_id: str, instance: str) -> Respon
         return redirect(link_redirect(), code=303)
     if identity.customer_id != customer_id:
         return _ask_for_login()
-    cart = ctx.cart(instance)
+    cart = carts.cart(instance)
     flash("Here is your cart.", "cart-info")
-    ctx.send(
+    carts.send(
         signals.cart_recovered,
         cart=cart,
         identifier=identity.identifier,
@@ -203,13 +203,13 @@ def _ask_for_login() -> ResponseReturnValue:
     message = "Log in to see your saved cart."
     if not view:
         raise LoginRequired(message)
-    from flask_login import login_url
+    from flask_login import login_url  # local: Flask-Login is optional (the login extra)
 
     flash(message, "cart-warning")
     return redirect(login_url(view, next_url=request.url), code=303)
 
 
-def _guest_cart(ctx: RequestCarts, guest_id: str, instance: str) -> ResponseReturnValue:
+def _guest_cart(carts: RequestCarts, guest_id: str, instance: str) -> ResponseReturnValue:
     """A GET shows the saved cart's lines with a button; its POST (with the page's
     confirmation token) merges them into this browser's cart, once, whoever else opens the
     link. Nothing is claimed before this browser's own cart is known to take them."""
@@ -224,17 +224,17 @@ def _guest_cart(ctx: RequestCarts, guest_id: str, instance: str) -> ResponseRetu
                 raise
             ask = refused = True  # a form another site submitted: the page, to confirm
     source = CartKey(guest_id, instance)
-    cart = ctx.cart(instance)
-    store = ctx.store
+    cart = carts.cart(instance)
+    store = carts.store
     if cart.key == source:  # its own browser opened the link
         return _own_browser(store.load(source))
     if _recovered_into(store.load(cart.key), source):
         flash("This cart has been recovered already.", "cart-info")
         return _land()
     if ask:
-        return _confirmation(ctx, cart, source, refused=refused)
-    previous = _ready(ctx, cart)  # 409 here, before the saved cart is touched
-    settings = ctx.settings
+        return _confirmation(carts, cart, source, refused=refused)
+    previous = _ready(carts, cart)  # 409 here, before the saved cart is touched
+    settings = carts.settings
     claim = CLAIM_PREFIX + cart.identifier
     state = store.load(source)
     sealed = CartState()
@@ -256,11 +256,10 @@ def _guest_cart(ctx: RequestCarts, guest_id: str, instance: str) -> ResponseRetu
         store.delete(source)
         return _gone(cart, store.load(cart.key), source)
     # This browser's claim is the first in the sealed cart: it, and only it, takes the lines.
-    caps = ctx.catalog.stock_caps(sealed.lines) if ctx.catalog.available else None
-    outcomes: list[MergeOutcome] = []
+    caps = carts.catalog.stock_caps(sealed.lines) if carts.catalog.available else None
 
-    def operation() -> bool:
-        outcome = store.merge(
+    def merge(_op: str | None) -> MergeOutcome:
+        return store.merge(
             cart.key,
             sealed.lines,
             strategy=settings.merge_strategy,
@@ -269,21 +268,19 @@ def _guest_cart(ctx: RequestCarts, guest_id: str, instance: str) -> ResponseRetu
             limits=settings.limits,
             line_caps=caps,
         )
-        cart._wrote(outcome.state)
-        outcomes.append(outcome)
-        return True  # a guest's cookie is issued; a dead id is not adopted
 
-    cart._change(operation, changed=True)  # a sealed cart here: 409, the saved cart stays
-    outcome = outcomes[-1]
+    # changed=True even when already merged: a guest's cookie is issued and a dead id is not
+    # adopted. A sealed cart here: 409, the saved cart stays.
+    outcome = cart.run_store_merge(merge, changed=True)
     store.delete(source)
     if outcome.already_merged:
         flash("This cart has been recovered already.", "cart-info")
         return _land()
     flash("Your saved cart is back.", "cart-success")
-    left = _left_behind(ctx, sealed.lines, outcome)
+    left = _left_behind(carts, sealed.lines, outcome)
     if left:
         flash(f"Some items could not be brought back: {', '.join(left)}.", "cart-warning")
-    ctx.send(
+    carts.send(
         signals.cart_recovered,
         cart=cart,
         identifier=guest_id,
@@ -303,12 +300,12 @@ def _own_browser(state: CartState) -> ResponseReturnValue:
 
 
 def _confirmation(
-    ctx: RequestCarts, cart: RequestCart, source: CartKey, *, refused: bool = False
+    carts: RequestCarts, cart: RequestCart, source: CartKey, *, refused: bool = False
 ) -> ResponseReturnValue:
     """The page listing the saved cart's lines at today's prices, with the button that
     recovers them (403 with `refused`: a post without the page's token); a cart no longer
     there is said instead."""
-    store = ctx.store
+    store = carts.store
     state = store.load(source)
     if not state.exists or state.customer_id is not None or not state.lines:
         return _gone(cart, store.load(cart.key), source)
@@ -316,7 +313,7 @@ def _confirmation(
         claim = CLAIM_PREFIX + cart.identifier
         if not _won(store, state, source, cart, claim, None):
             return _gone(cart, store.load(cart.key), source)
-    lines = [_page_line(line) for line in ctx.catalog.reprice(state).lines.values()]
+    lines = [_page_line(line) for line in carts.catalog.reprice(state).lines.values()]
     count = sum(line.quantity for line in state.lines.values())
     message = f"Your saved cart holds {plural(count, 'item')}: recover it into this browser."
     if refused:
@@ -333,18 +330,18 @@ def _page_line(line: Line) -> dict[str, Any]:
     return {"name": name, "quantity": line.quantity, "price": line.unit_cost}
 
 
-def _ready(ctx: RequestCarts, cart: RequestCart) -> str | None:
+def _ready(carts: RequestCarts, cart: RequestCart) -> str | None:
     """Check that this browser's cart can take the lines before the saved cart is claimed:
     a cart sealed by a login merge running now answers 409 (CartClosed) and the saved cart
     stays as it was; one whose merge was cut off is replaced by a new guest cart. Returns
     the cookie's guest id so dropped (its claim may still be finished), else None."""
-    state = ctx.store.load(cart.key)
+    state = carts.store.load(cart.key)
     if not state.sealed:
         return None
-    if not ctx.identity().is_guest or cart._being_merged():
+    if not carts.identity().is_guest or cart.being_merged():
         raise CartClosed("Your cart is being updated. Please try again in a moment.")
     previous = cart.identifier
-    ctx.drop_guest_id()
+    carts.drop_guest_id()
     return previous
 
 
@@ -369,7 +366,9 @@ def _won(
     return is_tombstone(earlier) and tombstone_marker(cart.key) in earlier.merged
 
 
-def _left_behind(ctx: RequestCarts, saved: Mapping[str, Line], outcome: MergeOutcome) -> list[str]:
+def _left_behind(
+    carts: RequestCarts, saved: Mapping[str, Line], outcome: MergeOutcome
+) -> list[str]:
     """The saved lines the browser's cart does not hold in full after the merge (the stock
     or a cap held them back), by product name: "Mug", "Spoon (2 of 5)"."""
     left = []
@@ -378,7 +377,7 @@ def _left_behind(ctx: RequestCarts, saved: Mapping[str, Line], outcome: MergeOut
         held = 0 if now is None else now.quantity
         if held >= line.quantity:
             continue
-        product = ctx.catalog.lookup(product_id) if ctx.catalog.available else None
+        product = carts.catalog.lookup(product_id) if carts.catalog.available else None
         name = None if product is None or isinstance(product, Unavailable) else product.name
         name = (name or str(line.extra.get("name") or "an item"))[:MAX_NAME_CHARS]
         left.append(name if held == 0 else f"{name} ({held} of {line.quantity})")

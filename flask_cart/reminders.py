@@ -20,7 +20,7 @@ from typing import Any
 from flask import Flask, current_app, has_request_context, render_template, url_for
 from jinja2 import Environment, FileSystemLoader, TemplateNotFound, select_autoescape
 
-from .errors import InvalidInput
+from .errors import InvalidInput, InvalidLink
 from .stores.base import CartKey
 from .tokens import read_token, token_maker
 
@@ -85,8 +85,6 @@ def unsubscribe_links(app: Flask | None = None) -> Callable[[CartKey, str], str]
 
 def read_unsubscribe(token: str) -> tuple[CartKey, str]:
     """The cart (key, uid) an unsubscribe token names; InvalidLink when it is not one."""
-    from .errors import InvalidLink
-
     data = read_token(current_app, PURPOSE, token)
     if (
         not isinstance(data, list)
@@ -153,7 +151,7 @@ class Mailer:
                 "sending reminders needs Flask-Mail (pip install 'flask-cart[mail]') and "
                 "the app's Mail(app) with MAIL_SERVER and MAIL_DEFAULT_SENDER set"
             )
-        try:
+        try:  # local: Flask-Mail is optional (the mail extra)
             from flask_mail import Message
         except ImportError as exc:  # pragma: no cover - Mail without flask_mail is odd
             raise MailNotConfigured("Flask-Mail is not installed") from exc

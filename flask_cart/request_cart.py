@@ -30,10 +30,12 @@ from .lines import (
     CartState,
     Limits,
     Line,
+    MergeOutcome,
     check_product_id,
     check_quantity,
     money_str,
 )
+from .reminders import check_email
 from .stores.base import is_tombstone
 from .stores.failures import PUBLIC_MESSAGE
 from .totals import is_available, priced_details, snapshot
@@ -58,6 +60,7 @@ def on_outcome(
     """Call `committed` when `session`'s transaction commits, `rolled_back` when it rolls
     back, whichever comes first, once; neither when the session is closed without either
     (its transaction, and the removal in it, is then rolled back: nothing to do)."""
+    # Local: only checkout(session=...) needs it; an app on the Redis store never loads it.
     from sqlalchemy import event
     from sqlalchemy.orm import scoped_session
 
@@ -83,26 +86,28 @@ class RequestCart(Cart):
     _cached = True
     _idempotency_key: str | None = None
 
-    def __init__(self, ctx: RequestCarts, instance: str) -> None:
-        identity = ctx.identity()
+    def __init__(self, request_carts: RequestCarts, instance: str) -> None:
+        identity = request_carts.identity()
         super().__init__(
             identity.identifier,
-            ctx.manager.get_store(ctx.app),  # used through `store`, which checks the request
+            # used through `store`, which checks the request
+            request_carts.manager.get_store(request_carts.app),
             identity.ttl,
             instance=instance,
             customer_id=identity.customer_id,
-            limits=ctx.settings.limits,
+            limits=request_carts.settings.limits,
         )
-        self._ctx = ctx
-        self._quantum = ctx.settings.money_quantum
-        self._line_fields = ctx.settings.line_fields
+        #: The request's carts (owner, snapshots, cookies, catalogue) this cart belongs to.
+        self._request_carts = request_carts
+        self._quantum = request_carts.settings.money_quantum
+        self._line_fields = request_carts.settings.line_fields
 
     # -- reading -------------------------------------------------------------------------
 
     @property
     def state(self) -> CartState:
         if self._state is None:
-            self._state = self._ctx.initial_state(self)
+            self._state = self._request_carts.initial_state(self)
         return self._state
 
     def _read(self) -> CartState:
@@ -111,22 +116,24 @@ class RequestCart(Cart):
     def refresh(self) -> CartState:
         """Read the cart from the store now (and restart the sync window); a store that does
         not answer gives the browser's last copy, and the cart is `unavailable`."""
-        self._state = self._ctx.read(self)
+        self._state = self._request_carts.read(self)
         return self._state
 
     @property
     def store(self) -> CartStore:
         """The app's store; after it failed in this request, StoreUnavailable at once."""
-        return self._ctx.store
+        return self._request_carts.store
 
     @store.setter
     def store(self, value: CartStore) -> None:
         """Ignored: a request's cart always goes through the request's store (see above)."""
 
-    def _wrote(self, state: CartState) -> CartState:
-        view = self._ctx.catalog.reprice(state)
+    def _keep_store_answer(self, state: CartState) -> CartState:
+        """The store's answer to a change, re-priced: kept as the cart's state and as the
+        request's snapshot to write."""
+        view = self._request_carts.catalog.reprice(state)
         self._state = view
-        self._ctx.record(self.instance, view)
+        self._request_carts.write_snapshot(self.instance, view)
         return view
 
     def idempotent(self, key: str | None) -> None:
@@ -145,9 +152,10 @@ class RequestCart(Cart):
         scoped = f"{self.instance}\0{key}".encode()
         return hashlib.sha256(scoped).hexdigest()[:32]
 
-    def _being_merged(self) -> bool:
-        """True while this sealed guest cart is being merged at a login, or was (a
-        tombstone): a change sent with its cookie then would land in a cart nobody holds."""
+    def being_merged(self) -> bool:
+        """Internal (flask-cart's changes and recovery links), not for shops: True while
+        this sealed guest cart is being merged at a login, or was (a tombstone): a change sent
+        with its cookie then would land in a cart nobody holds. One store read."""
         state = self.store.load(self.key)
         if is_tombstone(state):
             return True
@@ -165,27 +173,54 @@ class RequestCart(Cart):
             try:
                 result = operation()
             except CartClosed:
-                if not self._ctx.identity().is_guest:
+                if not self._request_carts.identity().is_guest:
                     raise
-                if self._being_merged():
+                if self.being_merged():
                     raise CartClosed(
                         "this cart was merged into a customer's cart at a login: reload the page"
                     ) from None
-                self._ctx.drop_guest_id()
+                self._request_carts.drop_guest_id()
                 result = operation()
         finally:
             self._idempotency_key = None
-        self._ctx.wrote(self, bool(result) if changed is None else changed)
+        self._request_carts.change_went_through(self, bool(result) if changed is None else changed)
         return result
 
-    def _send(self, signal: Signal, *, line_of: str | None = None, **kwargs: Any) -> None:
-        """Send `signal`, unless the change was a replay the store had applied before or
-        nothing listens; `line_of`: a product id whose line goes along as `line`."""
+    def run_store_merge(
+        self, merge: Callable[[str | None], MergeOutcome], *, changed: bool | None = None
+    ) -> MergeOutcome:
+        """Internal (flask-cart's cart links and recovery links), not for shops: run one
+        store merge into this cart as a change of the request.
+
+        ``merge(op)`` makes the store call on ``self.key`` and returns its outcome; `op` is
+        the change id of the request's Idempotency-Key (None without one). When the guest
+        cookie's cart is found sealed, the id is dropped for a new one and `merge` runs once
+        more. The outcome's state is kept as the cart's (re-priced) and as the snapshot.
+        `changed`: whether the change counts as changing the cart (None: unless the
+        outcome was already merged). Sends no signal (see `send_unless_replayed`).
+        """
+        outcomes: list[MergeOutcome] = []
+
+        def operation() -> bool:
+            outcome = merge(self._next_op())
+            self._keep_store_answer(outcome.state)
+            outcomes.append(outcome)
+            return not outcome.already_merged
+
+        self._change(operation, changed=changed)
+        return outcomes[-1]
+
+    def send_unless_replayed(
+        self, signal: Signal, *, line_of: str | None = None, **kwargs: Any
+    ) -> None:
+        """Internal (flask-cart's changes and cart links), not for shops: send `signal` with
+        ``cart=self`` and `kwargs`, unless the change was a replay the store had applied
+        before or nothing listens; `line_of`: a product id whose line goes along as `line`."""
         if not signal.receivers or (self._state is not None and self._state.replayed):
             return
         if line_of is not None:
             kwargs["line"] = self.get_product(line_of)
-        self._ctx.send(signal, cart=self, **kwargs)
+        self._request_carts.send(signal, cart=self, **kwargs)
 
     # -- the ecart API, with signals --------------------------------------------------------
 
@@ -207,7 +242,8 @@ class RequestCart(Cart):
 
         def operation() -> None:
             op = self._next_op()
-            self._wrote(self.store.add(self.key, line, owner=self.owner, limits=limits, op=op))
+            state = self.store.add(self.key, line, owner=self.owner, limits=limits, op=op)
+            self._keep_store_answer(state)
 
         try:
             self._change(operation)
@@ -222,7 +258,7 @@ class RequestCart(Cart):
                 limit=stock,
                 in_cart=in_cart,
             ) from None
-        self._send(
+        self.send_unless_replayed(
             signals.cart_item_added,
             product_id=line.product_id,
             quantity=line.quantity,
@@ -232,9 +268,9 @@ class RequestCart(Cart):
     def update(self, product_id: str, quantity: int) -> None:
         self._change(lambda: Cart.update(self, product_id, quantity))
         if quantity == 0:
-            self._send(signals.cart_item_removed, product_id=product_id)
+            self.send_unless_replayed(signals.cart_item_removed, product_id=product_id)
         else:
-            self._send(
+            self.send_unless_replayed(
                 signals.cart_item_updated,
                 product_id=product_id,
                 quantity=quantity,
@@ -244,30 +280,30 @@ class RequestCart(Cart):
     def remove(self, product_id: str) -> bool:
         removed: bool = self._change(lambda: Cart.remove(self, product_id), changed=None)
         if removed:
-            self._send(signals.cart_item_removed, product_id=product_id)
+            self.send_unless_replayed(signals.cart_item_removed, product_id=product_id)
         return removed
 
     def clear(self) -> None:
         self._change(lambda: Cart.clear(self))
-        self._send(signals.cart_cleared)
+        self.send_unless_replayed(signals.cart_cleared)
 
     def destroy(self) -> None:
         Cart.destroy(self)
-        self._ctx.forget(self.instance)
+        self._request_carts.delete_snapshot(self.instance)
 
     def get_ttl(self) -> int:
         """Seconds until the cart expires (0 when there is none). A read: while the store
         does not answer it is 0 and the cart `unavailable` (`set_ttl`, a change, raises)."""
-        identity = self._ctx.identity()
+        identity = self._request_carts.identity()
         if identity.is_guest and not identity.issued:
             return 0
-        if self._ctx.failure is None:
+        if self._request_carts.failure is None:
             try:
                 return self.store.get_ttl(self.key)
             except StoreUnavailable as exc:
-                self._ctx.store_failed(exc)
+                self._request_carts.store_failed(exc)
         self.state  # noqa: B018 - the cart shown is the browser's copy (or empty)
-        self._ctx.degraded.add(self.instance)
+        self._request_carts.degraded.add(self.instance)
         return 0
 
     def set_email(self, address: str | None) -> bool:
@@ -275,10 +311,8 @@ class RequestCart(Cart):
         it); InvalidInput (400) for a bad address. It goes with the cart at checkout and
         at a merge into a customer's cart. False when there is no cart yet to keep it with.
         """
-        from .reminders import check_email
-
         email = None if address is None else check_email(address)
-        identity = self._ctx.identity()
+        identity = self._request_carts.identity()
         if identity.is_guest and not identity.issued:
             return False
         return self.store.set_email(self.key, email)
@@ -296,7 +330,7 @@ class RequestCart(Cart):
         return plain.copy(new_identifier)
 
     def as_json(self) -> dict[str, Any]:
-        return {**super().as_json(), "currency": self._ctx.settings.currency}
+        return {**super().as_json(), "currency": self._request_carts.settings.currency}
 
     def get(self) -> dict[str, dict[str, Any]]:
         """Every line: product id -> details (`unit_cost` and `line_total` as Decimals in the
@@ -324,7 +358,7 @@ class RequestCart(Cart):
         """The store's cart, re-priced now; the copy a read falls back to while the store
         does not answer is never checked out (StoreUnavailable)."""
         state = self.refresh()
-        if self.instance in self._ctx.degraded:
+        if self.instance in self._request_carts.degraded:
             raise StoreUnavailable(PUBLIC_MESSAGE)
         return state
 
@@ -336,7 +370,7 @@ class RequestCart(Cart):
     def _still_orderable(self, state: CartState) -> bool:
         """Whether the stock still covers every line (checked at checkout, not in the token,
         so that showing a cart inside the sync window asks the product loader nothing)."""
-        catalog = self._ctx.catalog
+        catalog = self._request_carts.catalog
         if not catalog.available:
             return True
         for line in state.lines.values():
@@ -346,7 +380,7 @@ class RequestCart(Cart):
         return True
 
     def _view(self, state: CartState) -> CartState:
-        return self._ctx.catalog.reprice(state)
+        return self._request_carts.catalog.reprice(state)
 
     def checkout(self, expect: str | None = None, *, session: Any = None) -> dict[str, Any]:
         """The final snapshot, re-priced; the cart leaves the store, the snapshot cookie and
@@ -354,7 +388,7 @@ class RequestCart(Cart):
         `token` the customer reviewed) and `session`."""
         if session is not None:
             self._check_session(session)
-        identity = self._ctx.identity()
+        identity = self._request_carts.identity()
         if identity.is_guest and not identity.issued:
             self._state = CartState()
             if expect is not None and expect != self.token:
@@ -372,19 +406,19 @@ class RequestCart(Cart):
                 committed=lambda: self._taken(identity.is_guest),
                 rolled_back=self._kept,
             )
-        self._send(signals.cart_checked_out, snapshot=result)
+        self.send_unless_replayed(signals.cart_checked_out, snapshot=result)
         return result
 
     def _taken(self, guest: bool) -> None:
         """The cart left the store: its copy goes, and a guest's cookie."""
-        self._ctx.forget(self.instance)
+        self._request_carts.delete_snapshot(self.instance)
         if guest:
-            self._ctx.consume_guest_cookie()
+            self._request_carts.consume_guest_cookie()
 
     def _kept(self) -> None:
         """The removal was rolled back: the cart is the store's again (read on next use)."""
         self._state = None
-        self._ctx.unrecord(self.instance)
+        self._request_carts.cancel_snapshot(self.instance)
 
     # -- what the HTTP routes call: prices and stock from the product loader ----------------
 
@@ -395,7 +429,7 @@ class RequestCart(Cart):
         quantity = check_quantity(quantity, self.limits)
         op = self._next_op()
         try:
-            product = self._ctx.catalog.get(product_id)
+            product = self._request_carts.catalog.get(product_id)
             if product is None:
                 raise UnknownProduct(f"unknown product {product_id!r}", product_id=product_id)
             extra = {} if product.name is None else {"name": product.name[:MAX_NAME_CHARS]}
@@ -423,7 +457,7 @@ class RequestCart(Cart):
     def _check_stock(self, product_id: str, quantity: int) -> None:
         """UnknownProduct, ProductUnavailable or StockExceeded unless the catalogue sells
         `quantity` units of the product now."""
-        product = self._ctx.catalog.get(product_id)
+        product = self._request_carts.catalog.get(product_id)
         if product is None:
             raise UnknownProduct(f"unknown product {product_id!r}", product_id=product_id)
         if product.stock is not None and quantity > product.stock:
@@ -441,13 +475,13 @@ class RequestCart(Cart):
         self._idempotency_key = None
         if op is None:
             return False
-        identity = self._ctx.identity()
+        identity = self._request_carts.identity()
         if identity.is_guest and not identity.issued:
             return False
         if not self.store.applied(self.key, op, kind, *parts):
             return False
         self._state = replace(self.refresh(), replayed=True)
-        self._ctx.wrote(self, False)
+        self._request_carts.change_went_through(self, False)
         return True
 
     def remove_item(self, product_id: object) -> None:
@@ -462,10 +496,10 @@ class RequestCart(Cart):
         """Seconds since the store was last asked about this cart for this browser: the age of
         the browser's cached copy (or 0 right after this request read or changed the cart);
         None when the browser holds no copy of this owner's cart."""
-        entry = self._ctx.entry(self.instance)
+        entry = self._request_carts.entry(self.instance)
         if entry is None or entry.identifier != self.identifier:
             return None
-        return max(self._ctx.manager.clock() - entry.checked_at, 0.0)
+        return max(self._request_carts.manager.clock() - entry.checked_at, 0.0)
 
     def stored(self) -> CartState:
         """The cart as the store holds it now, at the prices its lines were added at (one
@@ -478,4 +512,4 @@ class RequestCart(Cart):
         shows is the browser's last copy of it (however old), else an empty cart. Changes
         and checkout raise StoreUnavailable meanwhile. Reads the cart first if not yet read."""
         self.state  # noqa: B018 - a lazy cart is read (or falls back) first
-        return self.instance in self._ctx.degraded
+        return self.instance in self._request_carts.degraded

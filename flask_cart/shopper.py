@@ -16,6 +16,8 @@ from flask import current_app, flash, redirect, request
 from werkzeug.wrappers import Response
 
 from .body import form_fields
+from .catalog import Unavailable
+from .context import request_carts
 from .errors import CartError
 from .navigation import same_site_url
 from .pages import PageError, error_page
@@ -106,9 +108,6 @@ def product_name(product_id: object, default: str = "this item") -> str:
     """The loader's name of a product, else `default` (an id is never shown)."""
     if not isinstance(product_id, str) or "cart" not in current_app.extensions:
         return default
-    from .catalog import Unavailable
-    from .context import request_carts
-
     try:
         product = request_carts().catalog.lookup(product_id)
     except Exception:  # no loader, or no cart state: the default will do

@@ -84,6 +84,8 @@ def _row(line: Line) -> list[Any]:
 
 def _with_flags(rest: dict[str, Any], at: int) -> dict[str, Any]:
     """`rest` with the usual flags put back at position `at`."""
+    if at >= len(rest):  # the usual place: after the stored details, before no line field
+        return {**rest, "price_changed": False, "available": True}
     items = list(rest.items())
     items[at:at] = [("price_changed", False), ("available", True)]
     return dict(items)

@@ -185,7 +185,7 @@ def test_a_recovery_cut_off_by_a_login_half_way_is_finished_by_the_retry(
     own = guest_id_of(browser)
     assert own is not None
 
-    def sealed_meanwhile(ctx: Any, cart: Any) -> None:
+    def sealed_meanwhile(carts: Any, cart: Any) -> None:
         cart_store.seal(CartKey(own))
 
     with mock.patch("flask_cart.recovery._ready", sealed_meanwhile):

@@ -535,3 +535,23 @@ def test_product_errors_carry_the_product_id(app, cart_store):
             current_cart.add_item("no-such-product", 1)
     assert stock.value.details["product_id"] == "limited"
     assert unknown.value.details["product_id"] == "no-such-product"
+
+
+def test_a_shop_page_touching_the_cart_adds_cookie_to_its_own_vary(app, client):
+    from flask import make_response
+
+    from flask_cart import current_cart
+
+    @app.get("/varied")
+    def varied() -> Any:
+        current_cart.add_item("sku-1")
+        response = make_response("ok")
+        response.headers["Vary"] = "Accept-Encoding"
+        return response
+
+    response = client.get("/varied")
+    assert response.status_code == 200
+    assert set(response.headers["Vary"].replace(" ", "").split(",")) == {
+        "Accept-Encoding",
+        "Cookie",
+    }
