@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import uuid
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,7 +71,7 @@ def is_tombstone(state: CartState) -> bool:
 
 def new_op_id() -> str:
     """A unique id for one change, so a store can recognise a resent request."""
-    return uuid.uuid4().hex[:16]
+    return os.urandom(8).hex()  # 16 hex digits, 64 random bits
 
 
 class CartStore(ABC):

@@ -317,9 +317,10 @@ class RedisStore(CartStore):
     def _run(
         self, name: str, key: CartKey, args: list[Any], *, required: bool = True
     ) -> tuple[str, CartState, str]:
-        keys = [self.key(key)]
+        cart_key = self.key(key)
+        keys = [cart_key]
         if name in ("add", "set", "remove", "clear"):
-            keys.append(self.ops_key(key))
+            keys.append(cart_key + ":ops")  # ops_key, quoted once
         with self._guard():
             status, raw, extra = self._call(name, keys, args, required=required)
         return _text(status), decode_hash(raw), _text(extra)

@@ -8,9 +8,10 @@ which errors are safe to retry.
   UTC (DATETIME(6), not TIMESTAMP, which the session's time_zone shifts); PostgreSQL keeps
   timestamptz and every value read is converted to UTC.
 - Locking a cart's row, creating it when missing, is one upsert: ``INSERT ... ON CONFLICT
-  DO UPDATE ... RETURNING`` (PostgreSQL, SQLite), ``INSERT ... ON DUPLICATE KEY UPDATE``
-  then ``SELECT ... FOR UPDATE`` (MySQL, MariaDB: the upsert takes the row's exclusive lock,
-  so two writers never hold a shared lock each and deadlock upgrading it).
+  DO UPDATE ... RETURNING`` (PostgreSQL, SQLite), ``INSERT ... ON DUPLICATE KEY UPDATE
+  ... RETURNING`` (MariaDB 10.5+), ``INSERT ... ON DUPLICATE KEY UPDATE`` then ``SELECT ...
+  FOR UPDATE`` (MySQL). On MySQL and MariaDB the upsert takes the row's exclusive lock, so
+  two writers never hold a shared lock each and deadlock upgrading it.
 - Server-side bounds inside each store transaction, on any engine (the app's own too):
   PostgreSQL ``statement_timeout`` and ``lock_timeout`` (``SET LOCAL``, ended with the
   transaction); MariaDB ``SET STATEMENT max_statement_time, innodb_lock_wait_timeout FOR``
