@@ -114,8 +114,11 @@ def delete_prefix(client: Any, prefix: str) -> None:
 def drop_store_tables(store: SQLStore, engine: sa.Engine) -> None:
     """Drop every table a test store's ``create_all`` made: the carts table and the tables
     named after it on its metadata (claims, keys, contacts, and any added later)."""
-    metadata = store.table.metadata
-    name = store.table.name
+    drop_carts_tables(store.table.metadata, store.table.name, engine)
+
+
+def drop_carts_tables(metadata: sa.MetaData, name: str, engine: sa.Engine) -> None:
+    """Drop the carts table `name` and the tables named after it (``name_*``) on `metadata`."""
     own = [t for t in metadata.sorted_tables if t.name == name or t.name.startswith(f"{name}_")]
     metadata.drop_all(engine, tables=own, checkfirst=True)
 

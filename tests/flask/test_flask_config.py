@@ -24,6 +24,7 @@ from tests.conftest import (
     POSTGRES_URL,
     SERVER_ENGINES,
     delete_prefix,
+    drop_carts_tables,
     drop_store_tables,
     test_name,
 )
@@ -142,9 +143,7 @@ def test_flask_sqlalchemy_db(tmp_path, backend, request):
             assert store.load(CartKey(guest_id_of(client))).lines["sku-1"].quantity == 2
     finally:
         with app.app_context():
-            db.metadata.tables[f"{table}_abandoned"].drop(db.engine, checkfirst=True)
-            db.metadata.tables[f"{table}_keys"].drop(db.engine, checkfirst=True)
-            db.metadata.tables[table].drop(db.engine, checkfirst=True)
+            drop_carts_tables(db.metadata, table, db.engine)  # _contacts too
             db.engine.dispose()
 
 
