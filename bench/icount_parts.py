@@ -76,8 +76,8 @@ def setup() -> tuple[dict[str, Callable[[], object]], Callable[[], None]]:
     settings = carts.settings(app)
 
     def cookies() -> None:
-        set_guest_cookie(response, request, settings, key.identifier)
-        value = dump_entry("cart", Entry(key.identifier, time.time(), state))
+        set_guest_cookie(app, response, request, settings, key.identifier)
+        value = dump_entry(app, "cart", Entry(key.identifier, time.time(), state))
         write_entry(response, request, settings, "cart", value)
         del response.headers["Set-Cookie"]
 

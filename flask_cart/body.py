@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import IO, Any
 
-from flask import request
+from flask import Request, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.formparser import FormDataParser
 
@@ -38,14 +38,17 @@ def read_body() -> dict[str, Any]:
 
     A body over MAX_BODY_BYTES is refused (400 ``malformed_body``) before it is parsed.
     """
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    length = req.content_length
+    if length is not None and length > MAX_BODY_BYTES:
         raise too_large()
-    if request.mimetype in FORM_TYPES:
+    mimetype = req.mimetype
+    if mimetype in FORM_TYPES:
         return _form_body()
-    raw = _raw_body()
+    raw = _raw_body(req)
     if not raw.strip():
         return {}
-    if not request.is_json:
+    if not (mimetype == "application/json" or req.is_json):
         raise MalformedBody("send JSON (Content-Type: application/json) or a form")
     try:
         data = json.loads(raw, parse_constant=_refuse_constant)
@@ -68,7 +71,7 @@ def _form_body() -> dict[str, Any]:
         if sum(len(k) + len(v) for k, v in request.form.items(multi=True)) > MAX_BODY_BYTES:
             raise too_large()
     else:
-        raw = _raw_body()
+        raw = _raw_body(request._get_current_object())  # type: ignore[attr-defined]
         request.environ[FORM_KEY] = {}  # a form: its errors are flashed, even if it is garbled
         form = _parse_form(raw)
     fields = {key: form.get(key) for key in form}
@@ -92,7 +95,7 @@ def _parse_form(raw: bytes) -> Mapping[str, str]:
     return form
 
 
-def _raw_body() -> bytes:
+def _raw_body(request: Request) -> bytes:
     """The body's bytes, read at most once and never more than MAX_BODY_BYTES of them."""
     cached: bytes | None = getattr(request, "_cached_data", None)  # read by the app already
     if cached is None:
@@ -100,7 +103,8 @@ def _raw_body() -> bytes:
             cached = _read_at_most(request.stream, MAX_BODY_BYTES + 1)
         except HTTPException:
             raise MalformedBody("the body could not be read") from None
-        request._cached_data = cached  # what get_data() and request.form read from now
+        # what get_data() and request.form read from now
+        request._cached_data = cached
     if len(cached) > MAX_BODY_BYTES:
         raise too_large()
     return cached

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -150,7 +151,7 @@ class Cart:
         return self._token_of(self._read())
 
     def _token_of(self, state: CartState) -> str:
-        return _token(
+        return review_token(
             [
                 [line.product_id, line.quantity, line.unit_cost, is_available(line)]
                 for line in state.lines.values()
@@ -380,34 +381,18 @@ class Cart:
     def as_json(self) -> dict[str, Any]:
         """The cart in the JSON form of ``GET /cart`` (without the app's currency)."""
         state = self._read()  # one read: items, totals and token describe the same cart
-        items, parts = [], []
-        unit = self._quantum
-        total = Decimal(0) if unit is None else unit * 0
-        digits = None if unit is None else -int(unit.as_tuple().exponent)
-        units = 0
+        rows, total, units, token = priced_rows(state, self._quantum)
+        items = []
         fields = self._line_fields
-        for line in state.lines.values():  # one pass: items, totals and the token's parts
+        for line, unit_cost, line_total, available in rows:
             extra = line.extra
-            quantity = line.quantity
-            available = is_available(line)
-            unit_cost = line.unit_cost
-            cost = Decimal(unit_cost)
-            line_total = cost * quantity
-            # A price already written to the minor unit (as the loader's prices usually
-            # are) and its multiples need no rounding.
-            if unit is not None and _decimals(unit_cost) != digits:
-                unit_cost = format(cost.quantize(unit, ROUND_HALF_UP), "f")
-                line_total = line_total.quantize(unit, ROUND_HALF_UP)
-            if available:
-                total += line_total
-            units += quantity
             name = extra.get("name")
             item = {
                 "product_id": line.product_id,
                 "name": None if name is None else str(name),
-                "quantity": quantity,
+                "quantity": line.quantity,
                 "unit_cost": unit_cost,
-                "line_total": format(line_total, "f"),
+                "line_total": line_total,
                 "price_changed": bool(extra.get("price_changed", False)),
                 "available": available,
                 "unavailable_reason": (
@@ -417,22 +402,52 @@ class Cart:
             for field in fields:
                 item[field] = extra.get(field)
             items.append(item)
-            parts.append([line.product_id, quantity, line.unit_cost, available])
-        updated = state.updated_at
         return {
             "instance": self.instance,
             "items": items,
             "count": len(state.lines),
             "quantity": units,
-            "total_cost": money_str(total),
-            # as strftime("%Y-%m-%dT%H:%M:%SZ") writes it, at a third of the cost
-            "updated_at": (
-                None
-                if updated is None
-                else updated.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
-            ),
-            "token": _token(parts),
+            "total_cost": total,
+            "updated_at": json_time(state.updated_at),
+            "token": token,
         }
+
+
+Row = tuple[Line, str, str, bool]
+
+
+def priced_rows(state: CartState, unit: Decimal | None) -> tuple[list[Row], str, int, str]:
+    """One pass over the lines for the JSON answer: each line with its unit cost and line
+    total as shown (text; with `unit`, the minor unit, rounded half-up to it) and whether it
+    is available; the total of the available lines (text), the units and the review token."""
+    rows: list[Row] = []
+    parts = []
+    total = Decimal(0) if unit is None else unit * 0
+    digits = None if unit is None else -int(unit.as_tuple().exponent)
+    units = 0
+    for line in state.lines.values():
+        quantity = line.quantity
+        available = line.extra.get("available", True) is not False  # is_available, inline
+        unit_cost = line.unit_cost
+        cost = Decimal(unit_cost)
+        line_total = cost * quantity
+        # A price already written to the minor unit (as the loader's prices usually are) and
+        # its multiples need no rounding.
+        if unit is not None and _decimals(unit_cost) != digits:
+            unit_cost = format(cost.quantize(unit, ROUND_HALF_UP), "f")
+            line_total = line_total.quantize(unit, ROUND_HALF_UP)
+        if available:
+            total += line_total
+        units += quantity
+        rows.append((line, unit_cost, format(line_total, "f"), available))
+        parts.append([line.product_id, quantity, line.unit_cost, available])
+    return rows, money_str(total), units, review_token(parts)
+
+
+def json_time(moment: datetime | None) -> str | None:
+    """`updated_at` as the JSON answer gives it: "2026-12-07T10:00:00Z" (None stays None)."""
+    # as strftime("%Y-%m-%dT%H:%M:%SZ") writes it, at a third of the cost
+    return None if moment is None else moment.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def _decimals(text: str) -> int:
@@ -441,7 +456,7 @@ def _decimals(text: str) -> int:
     return 0 if dot < 0 else len(text) - dot - 1
 
 
-def _token(parts: list[list[Any]]) -> str:
+def review_token(parts: list[list[Any]]) -> str:
     """The token of the lines' [product_id, quantity, unit_cost, available] parts."""
     return hashlib.sha256(_token_json(parts).encode()).hexdigest()[:32]
 

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .errors import CartError, ProductUnavailable
-from .lines import CartState, make_line, parse_money, with_lines
+from .lines import MAX_PRICE_PLACES, MAX_UNIT_COST, CartState, make_line, parse_money, with_lines
 from .money import DEFAULT_MINOR_DIGITS, from_minor
 
 if TYPE_CHECKING:
@@ -93,6 +93,10 @@ def as_product(
     int of the currency's minor units, `minor_digits` of them to the major unit)."""
     if value is None:
         return None
+    if type(value) is dict and not line_fields:
+        plain = _plain_product(value)
+        if plain is not None:
+            return plain
     # A dict (the common case) skips the slower Mapping ABC check.
     if type(value) is dict or isinstance(value, Mapping):
         get = value.get
@@ -112,6 +116,29 @@ def as_product(
         else None
     )
     return _product(unit_cost, None if name is None else clean_text(str(name)), stock, fields)
+
+
+def _plain_product(value: dict[str, Any]) -> Product | None:
+    """The usual answer, a dict with a Decimal `unit_cost` (no `unit_cost_minor`), an ASCII
+    str or no `name` and an int or no `stock`, as a Product in one pass; None for anything
+    else (as_product then checks it field by field)."""
+    get = value.get
+    price = get("unit_cost")
+    if type(price) is not Decimal or "unit_cost_minor" in value:
+        return None
+    name = get("name")
+    stock = get("stock")
+    if not (name is None or (type(name) is str and name.isascii())):
+        return None
+    if not (stock is None or type(stock) is int):
+        return None
+    if not price.is_finite() or price.is_zero() or price < 0 or price > MAX_UNIT_COST:
+        return None  # zero ("-0.00" is "0.00") and the refusals: field by field
+    text = format(price, "f")  # as many digits after the point as the exponent says
+    dot = text.find(".")
+    if dot >= 0 and len(text) - dot - 1 > MAX_PRICE_PLACES:
+        return None
+    return _product(price, name, stock)
 
 
 def _price(product_id: str, major: Any, minor: Any, digits: int) -> Decimal:
@@ -239,7 +266,10 @@ class Catalog:
         seen, lookup, line_fields = self._seen, self.lookup, self.line_fields
         for product_id, line in state.lines.items():
             old = line.extra
-            extra = {k: v for k, v in old.items() if k not in FLAGS} if old else {}
+            if "available" in old or "price_changed" in old or "unavailable_reason" in old:
+                extra = {k: v for k, v in old.items() if k not in FLAGS}
+            else:  # as a store answers lines: no flags to take out
+                extra = dict(old)
             product = seen.get(product_id) or lookup(product_id)
             unit_cost = line.unit_cost
             if isinstance(product, Unavailable):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from blinker import Signal
-from flask import Flask, Response, current_app, has_request_context, request
+from flask import Flask, Request, Response, current_app, has_request_context, request
 
 from . import signals
 from .cart import Cart
@@ -65,29 +65,35 @@ def finish_request(response: Response) -> Response:
     return response if carts is None else carts.finish(response)
 
 
-def request_carts() -> RequestCarts:
-    """The current request's cart state (made on first use)."""
-    if not has_request_context():
-        raise RuntimeError("the request's cart is only available while handling a request")
-    environ = request.environ
+def request_carts(req: Request | None = None) -> RequestCarts:
+    """The current request's cart state (made on first use); `req`: the current request,
+    when the caller holds it already (not Flask's proxy)."""
+    if req is None:
+        if not has_request_context():
+            raise RuntimeError("the request's cart is only available while handling a request")
+        req = request._get_current_object()  # type: ignore[attr-defined]
+    environ = req.environ
     carts: RequestCarts | None = environ.get(ENVIRON_KEY)
     if carts is None:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         manager = app.extensions.get("cart")
         if manager is None:
             raise RuntimeError("flask-cart is not initialised on this app: call init_app")
-        carts = environ[ENVIRON_KEY] = RequestCarts(manager, app)
+        carts = environ[ENVIRON_KEY] = RequestCarts(manager, app, req)
     return carts
 
 
 class RequestCarts:
     """Who owns this request's carts, the carts by instance, and the cookie changes due."""
 
-    def __init__(self, manager: CartManager, app: Flask) -> None:
+    def __init__(self, manager: CartManager, app: Flask, request: Request) -> None:
         self.manager = manager
         self.app = app
+        #: The request itself (not Flask's proxy to it, which costs a lookup per use).
+        self.request = request
         self.settings = manager.settings(app)
         self.catalog = Catalog(manager.loader, self.settings)
+        self._app_store: CartStore | None = None
         self.carts: dict[str, RequestCart] = {}
         self._identity: Identity | None = None
         self._cookie_id: str | None = _UNSET
@@ -106,7 +112,14 @@ class RequestCarts:
         """The app's store; StoreUnavailable at once when it failed earlier in this request."""
         if self.failure is not None:
             raise StoreUnavailable(PUBLIC_MESSAGE)
-        return self.manager.get_store(self.app)
+        return self.app_store()
+
+    def app_store(self) -> CartStore:
+        """The app's store, whether or not it failed in this request (looked up once)."""
+        store = self._app_store
+        if store is None:
+            store = self._app_store = self.manager.get_store(self.app)
+        return store
 
     def store_failed(self, exc: StoreUnavailable) -> None:
         """The store did not answer (`exc` was handled, as at login): the rest of this
@@ -121,13 +134,13 @@ class RequestCarts:
         if self._guest_consumed:
             return None
         if self._cookie_id is _UNSET:
-            self._cookie_id = read_guest_cookie(request, self.settings)
+            self._cookie_id = read_guest_cookie(self.app, self.request, self.settings)
         return self._cookie_id
 
     def identity(self) -> Identity:
         """The owner, resolved on first use; a customer's pending guest cart is merged then."""
         if self._identity is None:
-            user = authenticated_user()
+            user = authenticated_user(self.app)
             if self._resolved():  # a login receiver ran meanwhile
                 return self._identity  # type: ignore[return-value]
             if user is None:
@@ -277,7 +290,9 @@ class RequestCarts:
         if instance in self._new_entries:
             return self._new_entries[instance]
         if instance not in self._read_entries:
-            self._read_entries[instance] = read_entry(request, self.settings, instance)
+            self._read_entries[instance] = read_entry(
+                self.app, self.request, self.settings, instance
+            )
         return self._read_entries[instance]
 
     def write_snapshot(self, instance: str, state: CartState) -> None:
@@ -354,14 +369,15 @@ class RequestCarts:
         identity = self._identity
         if identity is None and not self._new_entries and not self._guest_consumed:
             return response
+        request, app = self.request, self.app
         if self._issue_guest and identity is not None and identity.is_guest:
-            set_guest_cookie(response, request, self.settings, identity.identifier)
+            set_guest_cookie(app, response, request, self.settings, identity.identifier)
         elif self._guest_consumed and self.settings.cookie_name in request.cookies:
             clear_guest_cookie(response, request, self.settings)
         owner = None if identity is None else identity.identifier
         for instance, entry in self._new_entries.items():
             keep = entry is not None and entry.identifier == owner
-            value = dump_entry(instance, entry) if entry is not None and keep else None
+            value = dump_entry(app, instance, entry) if entry is not None and keep else None
             write_entry(response, request, self.settings, instance, value)
         vary = response.headers.get("Vary")
         if vary is None:

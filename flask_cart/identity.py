@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flask import Request, Response, current_app
+from flask import Flask, Request, Response, current_app
 
 from .cookies import set_cookie
 from .signing import sign, unsign
@@ -56,18 +56,21 @@ def new_guest_id() -> str:
     return str(uuid.uuid4())
 
 
-def read_guest_cookie(request: Request, settings: Settings) -> str | None:
+def read_guest_cookie(app: Flask, request: Request, settings: Settings) -> str | None:
     """The guest id of a well-formed, well-signed cookie; None for anything else."""
     raw = request.cookies.get(settings.cookie_name)
     if not raw or len(raw) > MAX_COOKIE_CHARS:
         return None
-    value = unsign(current_app, GUEST_SALT, raw)
+    value = unsign(app, GUEST_SALT, raw)
     return value if value is not None and is_guest_id(value) else None
 
 
-def authenticated_user() -> Any:
-    """The Flask-Login user when one is logged in, else None (also without Flask-Login)."""
-    if "flask_login" not in sys.modules or not hasattr(current_app, "login_manager"):
+def authenticated_user(app: Flask | None = None) -> Any:
+    """The Flask-Login user when one is logged in, else None (also without Flask-Login);
+    `app`: the current app, when the caller holds it already."""
+    if app is None:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if "flask_login" not in sys.modules or not hasattr(app, "login_manager"):
         return None
     from flask_login import current_user
 
@@ -99,13 +102,13 @@ def cookie_secure(settings: Settings, request: Request) -> bool:
 
 
 def set_guest_cookie(
-    response: Response, request: Request, settings: Settings, guest_id: str
+    app: Flask, response: Response, request: Request, settings: Settings, guest_id: str
 ) -> None:
     """Issue (or renew) the signed guest cookie: HttpOnly, Path /, no Domain."""
     set_cookie(
         response,
         settings.cookie_name,
-        sign(current_app, GUEST_SALT, guest_id),
+        sign(app, GUEST_SALT, guest_id),
         max_age=settings.guest_ttl,
         secure=cookie_secure(settings, request),
         samesite=settings.cookie_samesite,

@@ -26,6 +26,8 @@ from .errors import (
 MAX_PRODUCT_ID_LENGTH = 128
 MAX_DETAILS_BYTES = 2048
 MAX_UNIT_COST = Decimal(1000000000000)
+#: A price has at most this many decimal places.
+MAX_PRICE_PLACES = 6
 #: Upper bounds of the caps: a quantity stays an exact integer in every store and script.
 MAX_LINE_QUANTITY_CAP = 1_000_000_000
 MAX_LINES_CAP = 10_000
@@ -170,8 +172,8 @@ def parse_money(value: object) -> Decimal:
         if not amount.is_finite() or amount < 0 or amount > MAX_UNIT_COST:
             raise InvalidPrice(f"unit_cost must be between 0 and {MAX_UNIT_COST}")
         exponent = amount.as_tuple().exponent
-        if isinstance(exponent, int) and exponent < -6:
-            raise InvalidPrice("unit_cost has more than 6 decimal places")
+        if isinstance(exponent, int) and exponent < -MAX_PRICE_PLACES:
+            raise InvalidPrice(f"unit_cost has more than {MAX_PRICE_PLACES} decimal places")
         return amount.copy_abs() if amount.is_zero() else amount
     if isinstance(value, (bool, float)):
         raise InvalidPrice("unit_cost must be a Decimal, an int or a decimal string, not a float")
@@ -184,8 +186,8 @@ def parse_money(value: object) -> Decimal:
     if not amount.is_finite() or amount < 0 or amount > MAX_UNIT_COST:
         raise InvalidPrice(f"unit_cost must be between 0 and {MAX_UNIT_COST}")
     exponent = amount.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -6:
-        raise InvalidPrice("unit_cost has more than 6 decimal places")
+    if isinstance(exponent, int) and exponent < -MAX_PRICE_PLACES:
+        raise InvalidPrice(f"unit_cost has more than {MAX_PRICE_PLACES} decimal places")
     return amount.copy_abs() if amount.is_zero() else amount  # "-0.00" is "0.00"
 
 

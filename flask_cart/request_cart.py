@@ -14,8 +14,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from blinker import Signal
+from flask import Response
 
 from . import signals
+from .answer import json_response, writes_default_json
 from .cart import Cart, new_line
 from .errors import (
     CartClosed,
@@ -91,7 +93,7 @@ class RequestCart(Cart):
         super().__init__(
             identity.identifier,
             # used through `store`, which checks the request
-            request_carts.manager.get_store(request_carts.app),
+            request_carts.app_store(),
             identity.ttl,
             instance=instance,
             customer_id=identity.customer_id,
@@ -331,6 +333,20 @@ class RequestCart(Cart):
 
     def as_json(self) -> dict[str, Any]:
         return {**super().as_json(), "currency": self._request_carts.settings.currency}
+
+    def json_response(self) -> Response:
+        """The cart routes' answer: `as_json` as the app's JSON provider answers it."""
+        app = self._request_carts.app
+        if self._line_fields or not writes_default_json(app):
+            response: Response = app.json.response(self.as_json())  # type: ignore[assignment]
+            return response
+        return json_response(
+            app,
+            self._read(),
+            instance=self.instance,
+            currency=self._request_carts.settings.currency,
+            unit=self._quantum,
+        )
 
     def get(self) -> dict[str, dict[str, Any]]:
         """Every line: product id -> details (`unit_cost` and `line_total` as Decimals in the

@@ -17,17 +17,28 @@ from functools import lru_cache
 
 from flask import Flask
 
+#: The last (secret key, fallbacks, their keys) signing_keys gave: the config's own objects,
+#: compared by identity (a request signs and checks up to three values with the same keys).
+_last: tuple[object, object, tuple[bytes, ...]] = (None, None, ())
+
 
 def signing_keys(app: Flask) -> tuple[bytes, ...]:
     """SECRET_KEY_FALLBACKS (they still verify) and then the app's secret key (it signs)."""
+    global _last
     config = app.config  # one lookup through current_app's proxy, not two
     key = config.get("SECRET_KEY")
+    fallbacks = config.get("SECRET_KEY_FALLBACKS")
+    last_key, last_fallbacks, last_keys = _last
+    if key is last_key and fallbacks is last_fallbacks and type(fallbacks) is not list:
+        return last_keys  # a str or bytes key and a tuple (or no) fallbacks: unchanged
     if not key:
         raise RuntimeError("flask-cart signs its cookies with the app's secret key: set SECRET_KEY")
-    keys = (*(config.get("SECRET_KEY_FALLBACKS") or ()), key)
-    if all(type(k) is str or type(k) is bytes for k in keys):  # immutable: cached
-        return _encoded(keys)
-    return _encoded.__wrapped__(keys)  # a bytearray, a memoryview: read every time
+    keys = (*(fallbacks or ()), key)
+    if not all(type(k) is str or type(k) is bytes for k in keys):
+        return _encoded.__wrapped__(keys)  # a bytearray, a memoryview: read every time
+    encoded = _encoded(keys)
+    _last = (key, fallbacks, encoded)
+    return encoded
 
 
 @lru_cache(maxsize=16)

@@ -17,9 +17,10 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 
-from flask import Request, Response, current_app
+from flask import Flask, Request, Response
 
 from .cookies import set_cookie
 from .identity import cookie_secure
@@ -114,12 +115,12 @@ def decode_entry(data: Any) -> Entry:
     return Entry(str(identifier), int(checked_ms) / 1000, state)
 
 
-def read_entry(request: Request, settings: Settings, instance: str) -> Entry | None:
+def read_entry(app: Flask, request: Request, settings: Settings, instance: str) -> Entry | None:
     """The instance's snapshot; None when absent, too big, badly signed or malformed."""
     raw = request.cookies.get(cookie_name(settings, instance))
     if not raw or len(raw) > MAX_SNAPSHOT_BYTES:
         return None
-    payload = unsign(current_app, f"{SYNC_SALT}.{instance}", raw)
+    payload = unsign(app, f"{SYNC_SALT}.{instance}", raw)
     if payload is None:
         return None
     try:
@@ -131,17 +132,55 @@ def read_entry(request: Request, settings: Settings, instance: str) -> Entry | N
 
 #: json.dumps(..., separators=(",", ":"), ensure_ascii=False), its encoder built once.
 _compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+#: A str as that encoder writes it (quoted and escaped, non-ASCII kept).
+_string = encode_basestring
 
 
-def dump_entry(instance: str, entry: Entry) -> str | None:
+#: The keys of a re-priced line's details in the usual case: a name, the usual flags.
+_USUAL_KEYS = ("name", "price_changed", "available")
+
+
+def entry_json(entry: Entry) -> str:
+    """``_compact_json(encode_entry(entry))``, the usual lines (a text name and the usual
+    flags) written as text without building their rows first."""
+    state = entry.state
+    rows = []
+    for line in state.lines.values():
+        extra = line.extra
+        name = extra.get("name")
+        if (
+            type(name) is str
+            and extra.get("price_changed") is False
+            and extra.get("available") is True
+            and tuple(extra) == _USUAL_KEYS
+        ):
+            rows.append(
+                f"[{_string(line.product_id)},{line.quantity},{_string(line.unit_cost)},"
+                f'{{"name":{_string(name)}}},1]'
+            )
+        else:
+            rows.append(_compact_json(_row(line)))
+    head = _compact_json(
+        [
+            entry.identifier,
+            state.version,
+            int(entry.checked_at * 1000),
+            _epoch_ms(state.updated_at),
+            state.customer_id,
+        ]
+    )
+    return f"{head[:-1]},[{','.join(rows)}]]"
+
+
+def dump_entry(app: Flask, instance: str, entry: Entry) -> str | None:
     """The cookie value of `entry`; None when it would be larger than MAX_SNAPSHOT_BYTES."""
-    text = _compact_json(encode_entry(entry))
+    text = entry_json(entry)
     # "replace": text UTF-8 cannot encode (a lone surrogate a shop stored) becomes "?".
     data = text.encode("utf-8", "replace")
     payload = base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
     if len(payload) > MAX_SNAPSHOT_BYTES - 40:
         return None
-    return sign(current_app, f"{SYNC_SALT}.{instance}", payload)
+    return sign(app, f"{SYNC_SALT}.{instance}", payload)
 
 
 def write_entry(

@@ -16,7 +16,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, jsonify, redirect, request
+from flask import Blueprint, Request, Response, current_app, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
@@ -51,12 +51,14 @@ _IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 def _refuse_cross_site() -> None:
     """Changes from another site are refused, unless its Origin is in CART_TRUSTED_ORIGINS
     (a browser sends ``Sec-Fetch-Site: cross-site`` with a trusted origin too)."""
-    if request.method in SAFE_METHODS or request.endpoint == "flask_cart.unsubscribe":
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    if req.method in SAFE_METHODS or req.endpoint == "flask_cart.unsubscribe":
         return  # the unsubscribe route takes RFC 8058 one-click POSTs (see contact.py)
-    origin = request.headers.get("Origin")
+    headers = req.headers
+    origin = headers.get("Origin")
     if origin is not None and _trusted_origin(origin):
         return
-    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+    if headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
         raise CrossSiteRequest("Another site may not change this cart.")
     if origin is not None and not _same_site_origin(origin):
         raise CrossSiteRequest("Another site may not change this cart.")
@@ -77,16 +79,17 @@ def _same_site_origin(origin: str) -> bool:
 
 def _cart() -> RequestCart:
     """The request's cart of ``?instance=``; a change applies the ``Idempotency-Key``."""
-    instance = request.args.get("instance", "cart")
-    cart = request_carts().cart(instance)
-    if request.method not in SAFE_METHODS:
-        cart.idempotent(idempotency_key())
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    cart = request_carts(req).cart(req.args.get("instance", "cart"))
+    if req.method not in SAFE_METHODS:
+        cart.idempotent(idempotency_key(req))
     return cart
 
 
-def idempotency_key() -> str | None:
-    """The ``Idempotency-Key`` header: 1 to 255 printable ASCII characters, or absent."""
-    raw = request.headers.get("Idempotency-Key")
+def idempotency_key(req: Request | None = None) -> str | None:
+    """The ``Idempotency-Key`` header of `req` (the current request by default): 1 to 255
+    printable ASCII characters, or absent."""
+    raw = (request if req is None else req).headers.get("Idempotency-Key")
     if raw is None:
         return None
     key = raw.strip()
@@ -112,7 +115,7 @@ def cart_json(cart: RequestCart) -> dict[str, Any]:
 def _answer(cart: RequestCart) -> ResponseReturnValue:
     if form_fields() is not None:  # a form: 303 to its same-site `next` (or Referer)
         return redirect(landing(back=True), code=303)
-    return jsonify(cart_json(cart))
+    return cart.json_response()
 
 
 def error_response(code: str, message: str, status: int) -> tuple[Response, int]:

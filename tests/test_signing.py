@@ -61,3 +61,17 @@ def test_fallbacks_changed_in_place_are_read_again(app):
     assert unsign(app, SALT, old) is None
     app.config["SECRET_KEY_FALLBACKS"].append("older-key")
     assert unsign(app, SALT, old) == "v"
+
+
+def test_two_apps_and_a_replaced_key_each_sign_with_their_own_keys(app):
+    """The last keys read are reused only for the very same config objects."""
+    other = Flask(__name__)
+    other.config.update(SECRET_KEY="other-key", SECRET_KEY_FALLBACKS=("older",))
+    for _ in range(2):
+        assert sign(app, SALT, "v") == Signer(b"new-key", salt=SALT).sign("v").decode()
+        assert sign(other, SALT, "v") == Signer(b"other-key", salt=SALT).sign("v").decode()
+    assert unsign(other, SALT, Signer(b"older", salt=SALT).sign("v").decode()) == "v"
+    other.config["SECRET_KEY"] = "rotated-key"
+    assert sign(other, SALT, "v") == Signer(b"rotated-key", salt=SALT).sign("v").decode()
+    other.config["SECRET_KEY_FALLBACKS"] = ()
+    assert unsign(other, SALT, Signer(b"older", salt=SALT).sign("v").decode()) is None

@@ -360,3 +360,19 @@ def test_other_redis_errors_are_not_unavailable(reply):
     from redis._parsers.base import BaseParser
 
     assert not redis_cannot_answer(BaseParser.parse_error(reply))
+
+
+def test_a_script_the_server_does_not_know_is_loaded_and_the_change_applied_once(make_store):
+    """NOSCRIPT (a Redis restarted, or its scripts flushed): the script is loaded again and
+    the change runs once. A wrong SHA stands in for the flush, which would empty the shared
+    server's script cache for everyone."""
+    store = make_store("redis")
+    assert isinstance(store, RedisStore)
+    cart = Cart("noscript", store)
+    cart.add("sku-1", "9.99", 2)
+    script = store._scripts["add"]
+    right = script.sha
+    script.sha = "0" * 40
+    cart.add("sku-1", "9.99", 1)
+    assert script.sha == right
+    assert Cart("noscript", store).quantity() == 3

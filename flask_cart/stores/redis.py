@@ -113,6 +113,22 @@ def _extra(text: str) -> dict[str, Any]:
     return dict(flat) if flat is not None else dict(json.loads(text))
 
 
+def run_script(script: Any, keys: list[str], args: list[Any]) -> Any:
+    """``script(keys=keys, args=args)`` (a script of ``client.register_script``) without the
+    checks for pipelines that redis-py's Script makes on every call: EVALSHA, and on
+    NOSCRIPT (a server that restarted or flushed its scripts) SCRIPT LOAD and EVALSHA again."""
+    client = script.registered_client
+    try:
+        return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+    except Exception as exc:
+        from redis.exceptions import NoScriptError  # redis-py is optional: imported here
+
+        if not isinstance(exc, NoScriptError):
+            raise
+        script.sha = client.script_load(script.script)
+        return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+
+
 def decode_hash(raw: Any) -> CartState:
     """A cart hash (HGETALL's dict or a script's packed answer) to a CartState."""
     fields = _fields(raw)
@@ -337,7 +353,7 @@ class RedisStore(CartStore):
         """Run the script `name`; with `replicas`, answered once that many replicas have
         the change (`required` False: answered anyway; stores/redis_replicas.py)."""
         if self._ack is None:
-            return self._scripts[name](keys=keys, args=args)
+            return run_script(self._scripts[name], keys, args)
         return self._ack.script(
             self._scripts[name], keys, args, deadline=deadline, required=required
         )

@@ -231,3 +231,49 @@ def test_a_snapshot_gives_back_each_lines_details_in_their_order():
     assert [len(row) for row in encoded[5]] == [5, 5, 4, 4, 4, 4]
     again = decode_entry(encoded).state.lines
     assert [list(again[pid].extra.items()) for pid in lines] == [list(d.items()) for d in details]
+
+
+def test_the_snapshot_text_is_the_json_of_its_rows_for_every_kind_of_line():
+    """entry_json writes the usual lines as text: byte for byte the JSON of encode_entry,
+    and read back as the same lines, whatever the details hold."""
+    from datetime import datetime, timezone
+
+    from flask_cart.lines import CartState, Line
+    from flask_cart.sync import (
+        Entry,
+        _compact_json,
+        decode_entry,
+        encode_entry,
+        entry_json,
+    )
+
+    usual = {"price_changed": False, "available": True}
+    details = [
+        {"name": "Mug", **usual},
+        {"name": 'Say "hi" \\ \u2028 Caf\u00e9 \u2615', **usual},
+        {"name": "Mug", "available": True, "price_changed": False},  # other order
+        {"name": "Mug", "price_changed": True, "available": True},
+        {"name": "Gone", "price_changed": False, "available": False, "unavailable_reason": "x"},
+        {"name": 7, **usual},
+        {**usual},
+        {"name": "Mug", **usual, "slug": "mug"},
+        {"colour": "red", "name": "Mug", **usual},
+        {},
+    ]
+    lines = {
+        f'p{i}\u00e9"': Line(f'p{i}\u00e9"', i + 1, f"{i}.99", extra)
+        for i, extra in enumerate(details)
+    }
+    moment = datetime(2026, 12, 7, 10, 0, 0, 123000, tzinfo=timezone.utc)
+    for state in (
+        CartState(lines=lines, version=9, updated_at=moment, customer_id="c\u00e9"),
+        CartState(),
+    ):
+        entry = Entry("owner-1", 1796682243.398, state)
+        text = entry_json(entry)
+        assert text == _compact_json(encode_entry(entry))
+        back = decode_entry(json.loads(text)).state
+        assert back.lines == state.lines
+        assert [list(line.extra) for line in back.lines.values()] == [
+            list(line.extra) for line in state.lines.values()
+        ]
