@@ -14,6 +14,7 @@ again (a stalled store costs one timeout per request, not one per call).
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from blinker import Signal
@@ -89,8 +90,9 @@ class RequestCarts:
     def __init__(self, manager: CartManager, app: Flask, request: Request) -> None:
         self.manager = manager
         self.app = app
-        #: The request itself (not Flask's proxy to it, which costs a lookup per use).
-        self.request = request
+        # The request itself (not Flask's proxy to it, which costs a lookup per use), held
+        # weakly: the request's environ holds this object, which must not hold it back.
+        self._request = weakref.ref(request)
         self.settings = manager.settings(app)
         self.catalog = Catalog(manager.loader, self.settings)
         self._app_store: CartStore | None = None
@@ -106,6 +108,14 @@ class RequestCarts:
         self.failure: StoreUnavailable | None = None
         #: Instances whose cart was shown from the browser's copy: the store did not answer.
         self.degraded: set[str] = set()
+
+    @property
+    def request(self) -> Request:
+        """The request these carts belong to."""
+        request = self._request()
+        if request is None:
+            raise RuntimeError("the request's cart outlived its request")
+        return request
 
     @property
     def store(self) -> CartStore:

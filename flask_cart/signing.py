@@ -19,7 +19,8 @@ from flask import Flask
 
 #: The last (secret key, fallbacks, their keys) signing_keys gave: the config's own objects,
 #: compared by identity (a request signs and checks up to three values with the same keys).
-_last: tuple[object, object, tuple[bytes, ...]] = (None, None, ())
+#: Only a key that signs and fallbacks that cannot change in place (None, a tuple) are kept.
+_last: tuple[object, object, tuple[bytes, ...]] = (object(), object(), ())
 
 
 def signing_keys(app: Flask) -> tuple[bytes, ...]:
@@ -29,15 +30,16 @@ def signing_keys(app: Flask) -> tuple[bytes, ...]:
     key = config.get("SECRET_KEY")
     fallbacks = config.get("SECRET_KEY_FALLBACKS")
     last_key, last_fallbacks, last_keys = _last
-    if key is last_key and fallbacks is last_fallbacks and type(fallbacks) is not list:
-        return last_keys  # a str or bytes key and a tuple (or no) fallbacks: unchanged
+    if key is last_key and fallbacks is last_fallbacks:
+        return last_keys  # the same str or bytes key and the same tuple (or no) fallbacks
     if not key:
         raise RuntimeError("flask-cart signs its cookies with the app's secret key: set SECRET_KEY")
     keys = (*(fallbacks or ()), key)
     if not all(type(k) is str or type(k) is bytes for k in keys):
         return _encoded.__wrapped__(keys)  # a bytearray, a memoryview: read every time
     encoded = _encoded(keys)
-    _last = (key, fallbacks, encoded)
+    if fallbacks is None or type(fallbacks) is tuple:  # a list may change in place
+        _last = (key, fallbacks, encoded)
     return encoded
 
 

@@ -75,3 +75,41 @@ def test_two_apps_and_a_replaced_key_each_sign_with_their_own_keys(app):
     assert sign(other, SALT, "v") == Signer(b"rotated-key", salt=SALT).sign("v").decode()
     other.config["SECRET_KEY_FALLBACKS"] = ()
     assert unsign(other, SALT, Signer(b"older", salt=SALT).sign("v").decode()) is None
+
+
+@pytest.mark.parametrize(
+    "kind", [type("FallbackList", (list,), {}), __import__("collections").deque]
+)
+def test_fallbacks_of_any_mutable_kind_changed_in_place_are_read_again(app, kind):
+    """A fallback removed in place (a leaked key retired) stops verifying at once."""
+    app.config["SECRET_KEY_FALLBACKS"] = kind(["leaked-key"])
+    forged = Signer(b"leaked-key", salt=SALT).sign("v").decode()
+    assert unsign(app, SALT, forged) == "v"
+    app.config["SECRET_KEY_FALLBACKS"].remove("leaked-key")
+    assert unsign(app, SALT, forged) is None
+
+
+def test_a_missing_secret_key_says_so_before_and_after_other_apps_signed(app):
+    """Also as the first signing of a process (a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    script = (
+        "from flask import Flask\n"
+        "from flask_cart.signing import sign, unsign\n"
+        "app = Flask('a')\n"
+        "for call in (lambda: unsign(app, 's', 'v.sig'), lambda: sign(app, 's', 'v')):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except RuntimeError as exc:\n"
+        "        print('RuntimeError', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.stdout.count("set SECRET_KEY") == 2, out.stdout + out.stderr
+    bare = Flask(__name__)
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="set SECRET_KEY"):
+            sign(bare, SALT, "v")
+        with pytest.raises(RuntimeError, match="set SECRET_KEY"):
+            unsign(bare, SALT, "v.sig")
+        sign(app, SALT, "v")

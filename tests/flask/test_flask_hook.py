@@ -142,3 +142,33 @@ def test_a_request_without_the_hook_still_finds_its_cart(cart_store, products):
         from flask_cart import current_cart
 
         assert current_cart.count() == 0
+
+
+def test_a_request_that_used_its_cart_is_freed_without_the_cycle_collector(app):
+    """The request's carts hold their request weakly: dropping the environ frees both."""
+    import gc
+    import weakref
+
+    from werkzeug.test import EnvironBuilder
+
+    seen = []
+
+    @app.get("/touch-cart")
+    def touch() -> str:
+        from flask import request
+
+        from flask_cart import current_cart
+
+        current_cart.count()
+        seen.append(weakref.ref(request._get_current_object()))
+        return "ok"
+
+    environ = EnvironBuilder(path="/touch-cart").get_environ()
+    gc.disable()
+    try:
+        response = app.wsgi_app(environ, lambda *args: None)
+        b"".join(response)
+        del environ, response
+        assert seen and seen[0]() is None
+    finally:
+        gc.enable()
