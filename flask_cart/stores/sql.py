@@ -1,7 +1,9 @@
 """SQL store (SQLAlchemy 2): one row per cart, changed under a row lock in one transaction.
 
 Each change upserts the row and locks it (see stores/sql_dialects.py), applies the shared
-line rules, and writes the result with a new version. The last MAX_MERGE_MARKERS merge
+line rules, and writes the result with a new version. On PostgreSQL an add without an op id
+is one statement instead, the rule applied to the JSON content on the server
+(stores/sql_one_statement.py), with the locking path behind it. The last MAX_MERGE_MARKERS merge
 markers (and every signed link's) are kept in the row's JSON content, so a resent merge is
 applied once; the ids of changes sent with one are recorded for KEY_SECONDS in the table
 ``<table>_keys`` (stores/sql_keys.py), in the change's transaction.
@@ -56,6 +58,7 @@ from ..lines import (
 )
 from . import sql_calls, sql_keys
 from . import sql_dialects as dialects
+from . import sql_one_statement as one_statement
 from .base import (
     KEY_SECONDS,
     LINK_MARKER_PREFIX,
@@ -368,6 +371,21 @@ class SQLStore(CartStore):
     def add(
         self, key: CartKey, line: Line, *, owner: Owner, limits: Limits, op: str | None = None
     ) -> CartState:
+        if (
+            op is None
+            and line.quantity <= limits.max_line_quantity
+            and self.engine.dialect.name == "postgresql"
+        ):
+            now = self.clock()
+
+            def work(conn: Connection) -> Any:
+                return one_statement.add(
+                    conn, self.table, self.timeout, now, key, line, owner, limits
+                )
+
+            row = sql_calls.run(self.engine, self.timeout, work, single=True)
+            if row is not None:
+                return self._decode(row, now)
         return self._change(
             key,
             owner,

@@ -1,0 +1,139 @@
+"""PostgreSQL: an add in one statement, one round trip.
+
+``INSERT ... ON CONFLICT DO UPDATE ... WHERE <the add's rule holds> RETURNING`` applies the
+add to the cart's JSON content on the server, in autocommit (no BEGIN, no COMMIT): the
+same result as the locking path of SQLStore._change (the line's quantity summed, the new
+price winning, new details replacing the old ones and none keeping them, a new line at the
+end; a cart that does not exist or has expired started afresh with a new uid). The lock
+wait is bounded in the statement itself (``set_config('lock_timeout', ..., true)`` in its
+first step), the whole call by the client-side watchdog.
+
+When the rule does not hold (a cap, a sealed cart, a cart of an older layout), no row comes
+back and the caller runs the locking path, which raises the precise error (or applies the
+add, if the cart changed meanwhile). A change with an idempotency key always takes the
+locking path (its record is written in the same transaction).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
+
+from ..lines import Limits, Line, Owner
+from .base import CartKey
+
+_ADD = """
+WITH bound AS (SELECT set_config('lock_timeout', :lock_ms, true) AS lock_ms)
+INSERT INTO {table} AS c
+    (identifier, instance, content, customer_id, is_guest, version, created_at, updated_at,
+     expires_at)
+SELECT :identifier, :instance, CAST(:fresh AS json), :customer_id, :is_guest, 1, :now, :now,
+    :expires
+FROM bound
+ON CONFLICT (identifier, instance) DO UPDATE SET
+    content = CASE WHEN {live} THEN json_build_object(
+        'lines', (
+            SELECT json_agg(v ORDER BY i) FROM (
+                SELECT CASE WHEN e->>0 = :product_id THEN json_build_array(
+                    e->0, (e->>1)::bigint + :quantity, CAST(:unit_cost AS text),
+                    CASE WHEN CAST(:keep_extra AS boolean) THEN e->3 ELSE CAST(:extra AS json) END
+                ) ELSE e END AS v, i
+                FROM json_array_elements(c.content->'lines') WITH ORDINALITY AS x(e, i)
+                UNION ALL
+                SELECT json_build_array(
+                    CAST(:product_id AS text), CAST(:quantity AS bigint), CAST(:unit_cost AS text),
+                    CAST(:extra AS json)
+                ),
+                    9223372036854775807
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM json_array_elements(c.content->'lines') AS y(e)
+                    WHERE e->>0 = :product_id
+                )
+            ) AS u
+        ),
+        'merged', coalesce(c.content->'merged', '[]'::json),
+        'sealed', false,
+        'uid', c.content->'uid'
+    ) ELSE EXCLUDED.content END,
+    version = c.version + 1,
+    created_at = CASE WHEN {live} THEN c.created_at ELSE EXCLUDED.created_at END,
+    updated_at = EXCLUDED.updated_at,
+    customer_id = EXCLUDED.customer_id,
+    is_guest = EXCLUDED.is_guest,
+    expires_at = EXCLUDED.expires_at
+WHERE CASE
+    WHEN c.expires_at IS NOT NULL AND c.expires_at <= :now THEN true
+    WHEN json_typeof(c.content->'lines') IS DISTINCT FROM 'array'
+        OR coalesce(c.content->>'sealed', 'false') <> 'false' THEN false
+    WHEN c.version <= 0 THEN json_array_length(c.content->'lines') = 0
+    WHEN coalesce(c.content->>'uid', '') = '' THEN false
+    WHEN EXISTS (
+        SELECT 1 FROM json_array_elements(c.content->'lines') AS y(e) WHERE e->>0 = :product_id
+    ) THEN (
+        SELECT (e->>1)::bigint + :quantity FROM json_array_elements(c.content->'lines') AS y(e)
+        WHERE e->>0 = :product_id LIMIT 1
+    ) <= :max_line_quantity
+    ELSE json_array_length(c.content->'lines') < :max_lines
+END
+RETURNING c.content, c.customer_id, c.version, c.created_at, c.updated_at, c.expires_at
+"""
+_LIVE = "c.version > 0 AND (c.expires_at IS NULL OR c.expires_at > :now)"
+
+
+def add_statement(table: sa.Table) -> Any:
+    """The add statement on `table` (built once per table)."""
+    built = table.info.get("flask_cart.one_statement_add")
+    if built is None:
+        name = postgresql.dialect().identifier_preparer.format_table(table)
+        text = _ADD.format(table=name, live=_LIVE)
+        c = table.c
+        built = sa.text(text).columns(
+            c.content, c.customer_id, c.version, c.created_at, c.updated_at, c.expires_at
+        )
+        table.info["flask_cart.one_statement_add"] = built
+    return built
+
+
+def add(
+    conn: Connection,
+    table: sa.Table,
+    timeout: float,
+    now: datetime,
+    key: CartKey,
+    line: Line,
+    owner: Owner,
+    limits: Limits,
+) -> Any:
+    """Run the add on `conn` (autocommit): the cart's row after it, or None when the add's
+    rule does not hold (the caller then takes the locking path)."""
+    extra = json.dumps(dict(line.extra))
+    row = json.dumps([line.product_id, line.quantity, line.unit_cost])[:-1]
+    uid = os.urandom(16).hex()
+    fresh = f'{{"lines": [{row}, {extra}]], "merged": [], "sealed": false, "uid": "{uid}"}}'
+    params = {
+        "lock_ms": str(max(1, int(timeout * 1000))),
+        "identifier": key.identifier,
+        "instance": key.instance,
+        "fresh": fresh,
+        "customer_id": owner.customer_id,
+        "is_guest": owner.customer_id is None,
+        "now": now,
+        "expires": now + timedelta(seconds=owner.ttl),
+        "product_id": line.product_id,
+        "quantity": line.quantity,
+        "unit_cost": line.unit_cost,
+        "keep_extra": not line.extra,
+        "extra": extra,
+        "max_line_quantity": limits.max_line_quantity,
+        "max_lines": limits.max_lines,
+    }
+    return conn.execute(add_statement(table), params).one_or_none()
+
+
+__all__ = ["add", "add_statement"]

@@ -1,0 +1,183 @@
+"""PostgreSQL's add in one statement (flask_cart/stores/sql_one_statement.py) leaves every cart
+exactly as the locking path does (SQLStore._change, taken here by a change with an op id),
+and refuses what the locking path refuses, with the same errors."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from flask_cart.errors import CartClosed
+from flask_cart.lines import CartState, Limits, Line, Owner
+from flask_cart.stores.base import CartKey
+
+pytestmark = pytest.mark.postgres
+
+GUEST = Owner(None, 3600)
+CUSTOMER = Owner("42", 7200)
+LIMITS = Limits(max_line_quantity=5, max_lines=3)
+
+
+@pytest.fixture
+def store(make_store: Any) -> Any:
+    return make_store("postgres")
+
+
+def statements(store: Any) -> list[str]:
+    """The statements the store's engine runs from now on (a list that fills)."""
+    seen: list[str] = []
+
+    def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    sa.event.listen(store.engine, "before_cursor_execute", on_execute)
+    return seen
+
+
+def both(
+    store: Any, build: Any, *changes: tuple[Line, Owner, Limits], prefix: str = "one"
+) -> list[Any]:
+    """The same cart built twice (by `build(key)`), the changes applied to one in one
+    statement and to the other by the locking path: each side's state, or its error."""
+    outcomes = []
+    for name, op in (("fast", None), ("locking", "op")):
+        key = CartKey(f"{prefix}-{name}")
+        build(key)
+        result: Any = None
+        for number, (line, owner, limits) in enumerate(changes):
+            try:
+                result = store.add(
+                    key,
+                    line,
+                    owner=owner,
+                    limits=limits,
+                    op=None if op is None else f"{op}{number}",
+                )
+            except Exception as exc:  # compared below: the same error on both sides
+                result = (type(exc), exc.code, exc.details)
+                break
+        outcomes.append(describe(result))
+    return outcomes
+
+
+def describe(result: Any) -> Any:
+    if not isinstance(result, CartState):
+        return result
+    return (
+        [
+            (ln.product_id, ln.quantity, ln.unit_cost, dict(ln.extra))
+            for ln in result.lines.values()
+        ],
+        result.version,
+        result.customer_id,
+        result.sealed,
+        sorted(result.merged),
+        bool(result.uid),
+        result.exists,
+    )
+
+
+def nothing(key: CartKey) -> None:
+    pass
+
+
+def line(product: str, quantity: int = 1, cost: str = "1.00", **extra: Any) -> Line:
+    return Line(product, quantity, cost, extra)
+
+
+CASES = {
+    "a new cart": [(line("a", 2, name="A"), GUEST, LIMITS)],
+    "a new line goes last, an old one is summed at the new price and details": [
+        (line("a", 1, name="A"), GUEST, LIMITS),
+        (line("b", 1, "2.50", name="B"), GUEST, LIMITS),
+        (line("a", 2, "1.10", name="A2", colour="red"), GUEST, LIMITS),
+    ],
+    "no details keep the old ones": [
+        (line("a", 1, name="A", colour="red"), GUEST, LIMITS),
+        (line("a", 1, "0.90"), GUEST, LIMITS),
+    ],
+    "the owner and lifetime follow the change": [
+        (line("a", 1), GUEST, LIMITS),
+        (line("b", 1), CUSTOMER, LIMITS),
+    ],
+    "over the line cap": [(line("a", 4), GUEST, LIMITS), (line("a", 2), GUEST, LIMITS)],
+    "a stock cap lower than the line cap": [
+        (line("a", 1), GUEST, LIMITS),
+        (line("a", 2), GUEST, Limits(max_line_quantity=2, max_lines=3)),
+    ],
+    "over the line count": [
+        (line("a"), GUEST, LIMITS),
+        (line("b"), GUEST, LIMITS),
+        (line("c"), GUEST, LIMITS),
+        (line("d"), GUEST, LIMITS),
+    ],
+    "one too many on a new line": [(line("a", 6), GUEST, LIMITS)],
+    "text that needs escaping": [
+        (line('q"\\', 1, name='Say "hi" \\ \u2028 Caf\u00e9'), GUEST, LIMITS),
+        (line('q"\\', 1, name="\u2615"), GUEST, LIMITS),
+    ],
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_one_statement_add_changes_a_cart_as_the_locking_path_does(store, case):
+    fast, locking = both(store, nothing, *CASES[case])
+    assert fast == locking
+
+
+def test_an_add_is_one_statement_without_a_transaction(store):
+    key = CartKey("one-trip")
+    store.add(key, line("a"), owner=GUEST, limits=LIMITS)
+    seen = statements(store)
+    state = store.add(key, line("a"), owner=GUEST, limits=LIMITS)
+    assert state.lines["a"].quantity == 2
+    assert len(seen) == 1 and seen[0].lstrip().startswith("WITH bound")
+
+
+def test_a_sealed_cart_and_a_tombstone_refuse_the_add(store):
+    def sealed(key: CartKey) -> None:
+        store.add(key, line("a"), owner=GUEST, limits=LIMITS, op="seed")
+        store.seal(key)
+
+    fast, locking = both(store, sealed, (line("a"), GUEST, LIMITS))
+    assert fast == locking and fast[0] is CartClosed
+
+    def buried(key: CartKey) -> None:
+        sealed(key)
+        store.bury(key, CartKey("customer:1"))
+
+    fast, locking = both(store, buried, (line("a"), GUEST, LIMITS), prefix="buried")
+    assert fast == locking and fast[0] is CartClosed
+
+
+def test_merge_markers_are_kept(store):
+    def merged(key: CartKey) -> None:
+        store.merge(
+            key,
+            {"m": line("m", 1)},
+            strategy="sum",
+            marker="guest:cart@u.1",
+            owner=GUEST,
+            limits=LIMITS,
+        )
+
+    fast, locking = both(store, merged, (line("a"), GUEST, LIMITS))
+    assert fast == locking and fast[4] == ["guest:cart@u.1"]
+
+
+def test_an_expired_cart_starts_afresh(store):
+    later = datetime.now(timezone.utc) + timedelta(hours=2)
+
+    def expired(key: CartKey) -> None:
+        store.clock = lambda: datetime.now(timezone.utc)
+        store.add(key, line("old", 3), owner=GUEST, limits=LIMITS, op="seed")
+        store.clock = lambda: later  # the guest cart's hour is over
+
+    fast, locking = both(store, expired, (line("a", 2), GUEST, LIMITS))
+    assert fast == locking
+    assert [row[0] for row in fast[0]] == ["a"] and fast[1] == 2
+    key = CartKey("one-fast")
+    assert store.load(key).created_at == later
