@@ -4,13 +4,14 @@ and refuses what the locking path refuses, with the same errors."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from flask_cart.errors import CartClosed
+from flask_cart.errors import CartClosed, QuantityLimitExceeded, StoreUnavailable
 from flask_cart.lines import CartState, Limits, Line, Owner
 from flask_cart.stores.base import CartKey
 
@@ -128,13 +129,70 @@ def test_the_one_statement_add_changes_a_cart_as_the_locking_path_does(store, ca
     assert fast == locking
 
 
-def test_an_add_is_one_statement_without_a_transaction(store):
+def test_an_add_is_one_statement_in_the_calls_bounded_transaction(store):
     key = CartKey("one-trip")
     store.add(key, line("a"), owner=GUEST, limits=LIMITS)
     seen = statements(store)
     state = store.add(key, line("a"), owner=GUEST, limits=LIMITS)
     assert state.lines["a"].quantity == 2
-    assert len(seen) == 1 and seen[0].lstrip().startswith("WITH bound")
+    # the transaction's bounds (SET LOCAL), then the add itself: no locking read, no UPDATE
+    assert len(seen) == 2 and "set_config" in seen[0]
+    assert seen[1].lstrip().startswith("INSERT INTO") and "ON CONFLICT" in seen[1]
+
+
+def test_a_refused_add_is_explained_by_the_locking_path_in_the_same_transaction(store):
+    key = CartKey("one-refused")
+    store.add(key, line("a", 5), owner=GUEST, limits=LIMITS)
+    seen = statements(store)
+    begun: list[int] = []
+    sa.event.listen(store.engine, "begin", lambda conn: begun.append(1))
+    with pytest.raises(QuantityLimitExceeded) as refused:
+        store.add(key, line("a", 1), owner=GUEST, limits=LIMITS)
+    assert refused.value.details["in_cart"] == 5
+    assert len(begun) == 1 and len(seen) == 3  # bounds, the add, the locking path's upsert
+
+
+def test_an_add_that_gave_up_is_never_applied_later(make_store):
+    """The call's commit is sent only after the answer: a call that timed out waiting for a
+    lock (here a table lock, taken before the statement runs) leaves the cart as it was."""
+    store = make_store("postgres", timeout=1.0)
+    key = CartKey("one-late")
+    store.add(key, line("a"), owner=GUEST, limits=LIMITS)
+    with store.engine.connect() as other:
+        other.execute(sa.text(f"LOCK TABLE {store.table.name} IN ACCESS EXCLUSIVE MODE"))
+        with pytest.raises(StoreUnavailable):
+            store.add(key, line("a"), owner=GUEST, limits=LIMITS)
+        time.sleep(1.5)  # past the deadline, the lock still held
+        other.rollback()
+    time.sleep(0.5)
+    assert store.load(key).lines["a"].quantity == 1
+
+
+def test_a_cart_whose_details_postgres_cannot_read_as_json_still_takes_adds(store):
+    """A "\\u0000" in a line's details (check_details lets it through) makes PostgreSQL's
+    JSON operators fail: the add takes the locking path, which does not use them."""
+    key = CartKey("one-nul")
+    store.add(key, line("a", 1, note="x\x00y"), owner=GUEST, limits=LIMITS, op="seed")
+    store.add(key, line("a", 1), owner=GUEST, limits=LIMITS)
+    state = store.add(key, line("b", 1), owner=GUEST, limits=LIMITS)
+    assert {pid: ln.quantity for pid, ln in state.lines.items()} == {"a": 2, "b": 1}
+    assert state.lines["a"].extra == {"note": "x\x00y"}
+
+
+def test_the_locking_path_serves_big_carts_keyed_changes_and_translated_schemas(store):
+    from flask_cart.stores import sql_one_statement as one
+
+    assert one.applies(store.engine, line("a"), LIMITS)
+    assert not one.applies(store.engine, line("a"), Limits(max_lines=101))
+    assert not one.applies(store.engine, line("a", 6), LIMITS)
+    translated = store.engine.execution_options(schema_translate_map={None: "tenant"})
+    assert not one.applies(translated, line("a"), LIMITS)
+    key = CartKey("one-keyed")
+    seen = statements(store)
+    store.add(key, line("a"), owner=GUEST, limits=LIMITS, op="k1")
+    assert not any(
+        "ON CONFLICT (identifier, instance) DO UPDATE SET\n    content = CASE" in q for q in seen
+    )
 
 
 def test_a_sealed_cart_and_a_tombstone_refuse_the_add(store):

@@ -2,11 +2,11 @@
 
 Each change upserts the row and locks it (see stores/sql_dialects.py), applies the shared
 line rules, and writes the result with a new version. On PostgreSQL an add without an op id
-is one statement instead, the rule applied to the JSON content on the server
-(stores/sql_one_statement.py), with the locking path behind it. The last MAX_MERGE_MARKERS merge
-markers (and every signed link's) are kept in the row's JSON content, so a resent merge is
-applied once; the ids of changes sent with one are recorded for KEY_SECONDS in the table
-``<table>_keys`` (stores/sql_keys.py), in the change's transaction.
+is one statement instead, the rule applied to the JSON content on the server in the same
+bounded transaction (stores/sql_one_statement.py), the locking path behind it. The last
+MAX_MERGE_MARKERS merge markers (and every signed link's) are kept in the row's JSON content,
+so a resent merge is applied once; the ids of changes sent with one are recorded for
+KEY_SECONDS in the table ``<table>_keys`` (stores/sql_keys.py), in the change's transaction.
 
 Every call is one transaction bounded by the store's `timeout` (CART_STORE_TIMEOUT; see
 stores/sql_calls.py):
@@ -273,6 +273,8 @@ class SQLStore(CartStore):
         change: tuple[Any, ...] = (),
         allow_sealed: bool = False,
         carry: CartKey | None = None,
+        first: Callable[[Callable[[Connection], _Written]], Callable[[Connection], _Written]]
+        | None = None,
     ) -> _Written:
         """Lock the cart, apply `rule` to it, write the result as the next version.
 
@@ -345,7 +347,7 @@ class SQLStore(CartStore):
             return _Written(written, info=changes)
 
         try:
-            return self._run(work)
+            return self._run(first(work) if first is not None else work)
         except _Unchanged as unchanged:
             return _Written(unchanged.state, repeat=unchanged.repeat)
 
@@ -371,28 +373,29 @@ class SQLStore(CartStore):
     def add(
         self, key: CartKey, line: Line, *, owner: Owner, limits: Limits, op: str | None = None
     ) -> CartState:
-        if (
-            op is None
-            and line.quantity <= limits.max_line_quantity
-            and self.engine.dialect.name == "postgresql"
-        ):
-            now = self.clock()
+        def in_one_statement(locking: Callable[[Connection], _Written]) -> Any:
+            def work(conn: Connection) -> _Written:
+                now = self.clock()
+                row = one_statement.add(conn, self.table, now, key, line, owner, limits)
+                # No row: the rule does not hold; the locking path (same transaction) says why.
+                return locking(conn) if row is None else _Written(self._decode(row, now))
 
-            def work(conn: Connection) -> Any:
-                return one_statement.add(
-                    conn, self.table, self.timeout, now, key, line, owner, limits
-                )
+            return work
 
-            row = sql_calls.run(self.engine, self.timeout, work, single=True)
-            if row is not None:
-                return self._decode(row, now)
-        return self._change(
-            key,
-            owner,
-            lambda s: (apply_add(s.lines, line, limits), {}),
-            op=op,
-            change=("add", line.product_id, line.quantity),
-        ).state
+        first = None
+        if op is None and one_statement.applies(self.engine, line, limits):
+            first = in_one_statement
+        change = ("add", line.product_id, line.quantity)
+
+        def rule(state: CartState) -> tuple[Mapping[str, Line], dict[str, Any]]:
+            return apply_add(state.lines, line, limits), {}
+
+        try:
+            return self._change(key, owner, rule, op=op, change=change, first=first).state
+        except sa.exc.DataError as exc:  # text PostgreSQL's JSON operators cannot read
+            if first is None or not one_statement.unreadable(exc):
+                raise
+        return self._change(key, owner, rule, op=op, change=change).state
 
     def set_quantity(
         self,

@@ -70,11 +70,8 @@ def where(engine: Engine | Callable[[], Engine] | None) -> str:
 
 
 @contextmanager
-def transaction(
-    engine: Engine, deadline: float, timeout: float, *, single: bool = False
-) -> Iterator[Connection]:
-    """One transaction on `engine` whose every wait ends by `deadline` (time.monotonic()).
-    `single`: one statement in autocommit instead, which bounds its own lock waits."""
+def transaction(engine: Engine, deadline: float, timeout: float) -> Iterator[Connection]:
+    """One transaction on `engine` whose every wait ends by `deadline` (time.monotonic())."""
     dialects.prepare_engine(engine)
     late = f"the SQL database did not answer within CART_STORE_TIMEOUT ({timeout:g} s)"
     with engine.connect() as conn:
@@ -85,9 +82,6 @@ def transaction(
         info = conn.info  # the pooled connection's: kept after an invalidation
         info[dialects.ALARM_KEY] = alarm
         try:
-            if single:
-                yield conn.execution_options(isolation_level="AUTOCOMMIT")
-                return
             with conn.begin():
                 dialects.bound_transaction(conn, remaining)
                 yield conn
@@ -102,18 +96,15 @@ def transaction(
                 conn.invalidate()  # its socket is shut: never back to the pool
 
 
-def run(
-    engine: Engine, timeout: float, work: Callable[[Connection], T], *, single: bool = False
-) -> T:
-    """`work` in one bounded transaction, run again when the database rolled it back;
-    `single`: `work` is one statement, run in autocommit (see `transaction`)."""
+def run(engine: Engine, timeout: float, work: Callable[[Connection], T]) -> T:
+    """`work` in one bounded transaction, run again when the database rolled it back."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     for attempt in range(1, ATTEMPTS + 1):
         try:
             with errors(engine):
                 try:
-                    with transaction(engine, deadline, timeout, single=single) as conn:
+                    with transaction(engine, deadline, timeout) as conn:
                         return work(conn)
                 except DBAPIError as exc:
                     if not dialects.is_retryable(exc):

@@ -1,17 +1,19 @@
-"""PostgreSQL: an add in one statement, one round trip.
+"""PostgreSQL: an add in one statement instead of the upsert, the rule in Python and the
+``UPDATE`` of the locking path.
 
 ``INSERT ... ON CONFLICT DO UPDATE ... WHERE <the add's rule holds> RETURNING`` applies the
-add to the cart's JSON content on the server, in autocommit (no BEGIN, no COMMIT): the
-same result as the locking path of SQLStore._change (the line's quantity summed, the new
-price winning, new details replacing the old ones and none keeping them, a new line at the
-end; a cart that does not exist or has expired started afresh with a new uid). The lock
-wait is bounded in the statement itself (``set_config('lock_timeout', ..., true)`` in its
-first step), the whole call by the client-side watchdog.
+add to the cart's JSON content on the server: the same result as SQLStore._change with
+apply_add (the line's quantity summed, the new price winning, new details replacing the old
+ones and none keeping them, a new line at the end; a cart that does not exist or has
+expired started afresh with a new uid). It runs in the store call's own transaction (its
+``SET LOCAL`` bounds, the watchdog, the commit sent by the client only after the answer), so
+a call that gave up is never applied later.
 
-When the rule does not hold (a cap, a sealed cart, a cart of an older layout), no row comes
-back and the caller runs the locking path, which raises the precise error (or applies the
-add, if the cart changed meanwhile). A change with an idempotency key always takes the
-locking path (its record is written in the same transaction).
+When the rule does not hold (a cap, a sealed cart, a cart of another layout) no row comes
+back and the locking path runs in the same transaction, which raises the precise error (or
+applies the add, if the cart changed meanwhile). Changes with an idempotency key, carts
+allowed more than ONE_STATEMENT_MAX_LINES lines and schema-translated engines always take
+the locking path.
 """
 
 from __future__ import annotations
@@ -23,19 +25,43 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from ..lines import Limits, Line, Owner
 from .base import CartKey
 
+#: Carts allowed more lines than this (CART_MAX_LINES) take the locking path: the statement
+#: walks the JSON lines a few times, which costs more than reading and writing them once.
+ONE_STATEMENT_MAX_LINES = 100
+#: SQLSTATE class of data the statement cannot read (a "\u0000" escape in a line's details,
+#: 22P05, which PostgreSQL's JSON operators refuse; a quantity that is not an integer): the
+#: locking path, which reads the cart in Python, takes such a cart.
+DATA_EXCEPTION = "22"
+
+
+def applies(engine: Engine, line: Line, limits: Limits) -> bool:
+    """Whether an add of `line` under `limits` on `engine` can be tried in one statement."""
+    return (
+        engine.dialect.name == "postgresql"
+        and line.quantity <= limits.max_line_quantity
+        and limits.max_lines <= ONE_STATEMENT_MAX_LINES
+        and not engine.get_execution_options().get("schema_translate_map")
+    )
+
+
+def unreadable(exc: sa.exc.DataError) -> bool:
+    """Whether the statement failed on a cart PostgreSQL's JSON operators cannot read."""
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return isinstance(state, str) and state.startswith(DATA_EXCEPTION)
+
+
 _ADD = """
-WITH bound AS (SELECT set_config('lock_timeout', :lock_ms, true) AS lock_ms)
 INSERT INTO {table} AS c
     (identifier, instance, content, customer_id, is_guest, version, created_at, updated_at,
      expires_at)
-SELECT :identifier, :instance, CAST(:fresh AS json), :customer_id, :is_guest, 1, :now, :now,
-    :expires
-FROM bound
+VALUES (:identifier, :instance, CAST(:fresh AS json), :customer_id, :is_guest, 1, :now, :now,
+    :expires)
 ON CONFLICT (identifier, instance) DO UPDATE SET
     content = CASE WHEN {live} THEN json_build_object(
         'lines', (
@@ -103,21 +129,19 @@ def add_statement(table: sa.Table) -> Any:
 def add(
     conn: Connection,
     table: sa.Table,
-    timeout: float,
     now: datetime,
     key: CartKey,
     line: Line,
     owner: Owner,
     limits: Limits,
 ) -> Any:
-    """Run the add on `conn` (autocommit): the cart's row after it, or None when the add's
-    rule does not hold (the caller then takes the locking path)."""
+    """Run the add on `conn`, in the caller's transaction: the cart's row after it, or None
+    when the add's rule does not hold (the caller then takes the locking path)."""
     extra = json.dumps(dict(line.extra))
     row = json.dumps([line.product_id, line.quantity, line.unit_cost])[:-1]
     uid = os.urandom(16).hex()
     fresh = f'{{"lines": [{row}, {extra}]], "merged": [], "sealed": false, "uid": "{uid}"}}'
     params = {
-        "lock_ms": str(max(1, int(timeout * 1000))),
         "identifier": key.identifier,
         "instance": key.instance,
         "fresh": fresh,
@@ -136,4 +160,4 @@ def add(
     return conn.execute(add_statement(table), params).one_or_none()
 
 
-__all__ = ["add", "add_statement"]
+__all__ = ["ONE_STATEMENT_MAX_LINES", "add", "add_statement", "applies", "unreadable"]
