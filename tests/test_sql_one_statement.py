@@ -239,3 +239,40 @@ def test_an_expired_cart_starts_afresh(store):
     assert [row[0] for row in fast[0]] == ["a"] and fast[1] == 2
     key = CartKey("one-fast")
     assert store.load(key).created_at == later
+
+
+def test_a_content_column_migrated_to_jsonb_takes_adds_in_one_statement(store):
+    """A shop may have moved the column to ``jsonb``: the statement reads it as ``json``."""
+    name = store.table.name
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.text(f"ALTER TABLE {name} ALTER COLUMN content TYPE jsonb USING content::jsonb")
+        )
+    key = CartKey("one-jsonb")
+    store.add(key, line("a", 1, name="A"), owner=GUEST, limits=LIMITS)
+    seen = statements(store)
+    store.add(key, line("a", 1), owner=GUEST, limits=LIMITS)
+    state = store.add(key, line("b", 2, "2.50", name="B"), owner=GUEST, limits=LIMITS)
+    assert len(seen) == 4  # two adds, each the bounds and the one statement
+    assert describe(state)[0] == [("a", 2, "1.00", {"name": "A"}), ("b", 2, "2.50", {"name": "B"})]
+    assert describe(store.load(key)) == describe(state)
+
+
+def test_the_locking_path_behind_unreadable_data_keeps_the_calls_deadline(store, monkeypatch):
+    """After the statement fails on data it cannot read, the locking path gets only what is
+    left of CART_STORE_TIMEOUT."""
+    from flask_cart.stores import sql_calls
+
+    key = CartKey("one-deadline")
+    store.add(key, line("a", 1, note="x\x00y"), owner=GUEST, limits=LIMITS, op="seed")
+    timeouts: list[float] = []
+    real_run = sql_calls.run
+
+    def spy(engine: Any, timeout: float, work: Any) -> Any:
+        timeouts.append(timeout)
+        return real_run(engine, timeout, work)
+
+    monkeypatch.setattr(sql_calls, "run", spy)
+    state = store.add(key, line("a", 1), owner=GUEST, limits=LIMITS)
+    assert state.lines["a"].quantity == 2
+    assert len(timeouts) == 2 and timeouts[1] < timeouts[0] == store.timeout

@@ -32,6 +32,7 @@ by the timeout, except by PyMySQL's socket timeouts on the own engine.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -77,6 +78,7 @@ from .base import (
     link_markers,
     tombstone_marker,
 )
+from .failures import unavailable
 from .sql_abandoned import abandoned_table
 from .sql_dialects import KeyString, UTCDateTime
 
@@ -214,9 +216,10 @@ class SQLStore(CartStore):
         """Connection failures and timeouts as StoreUnavailable (see sql_calls.errors)."""
         return sql_calls.errors(self._engine)
 
-    def _run(self, work: Callable[[Connection], T]) -> T:
-        """`work` in one transaction bounded by the timeout (see sql_calls.run)."""
-        return sql_calls.run(self.engine, self.timeout, work)
+    def _run(self, work: Callable[[Connection], T], timeout: float | None = None) -> T:
+        """`work` in one transaction bounded by the timeout (see sql_calls.run), or by
+        `timeout` seconds (what is left of a call's deadline)."""
+        return sql_calls.run(self.engine, self.timeout if timeout is None else timeout, work)
 
     def _where(self, key: CartKey) -> Any:
         t = self.table.c
@@ -275,6 +278,7 @@ class SQLStore(CartStore):
         carry: CartKey | None = None,
         first: Callable[[Callable[[Connection], _Written]], Callable[[Connection], _Written]]
         | None = None,
+        timeout: float | None = None,
     ) -> _Written:
         """Lock the cart, apply `rule` to it, write the result as the next version.
 
@@ -347,7 +351,7 @@ class SQLStore(CartStore):
             return _Written(written, info=changes)
 
         try:
-            return self._run(first(work) if first is not None else work)
+            return self._run(first(work) if first is not None else work, timeout)
         except _Unchanged as unchanged:
             return _Written(unchanged.state, repeat=unchanged.repeat)
 
@@ -390,12 +394,19 @@ class SQLStore(CartStore):
         def rule(state: CartState) -> tuple[Mapping[str, Line], dict[str, Any]]:
             return apply_add(state.lines, line, limits), {}
 
+        started = time.monotonic()
         try:
             return self._change(key, owner, rule, op=op, change=change, first=first).state
         except sa.exc.DataError as exc:  # text PostgreSQL's JSON operators cannot read
             if first is None or not one_statement.unreadable(exc):
                 raise
-        return self._change(key, owner, rule, op=op, change=change).state
+        # The locking path, within what is left of the call's deadline.
+        left = self.timeout - (time.monotonic() - started)
+        if left <= 0:
+            raise unavailable(
+                f"the SQL database did not answer within CART_STORE_TIMEOUT ({self.timeout:g} s)"
+            )
+        return self._change(key, owner, rule, op=op, change=change, timeout=left).state
 
     def set_quantity(
         self,

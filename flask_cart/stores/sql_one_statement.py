@@ -13,7 +13,8 @@ When the rule does not hold (a cap, a sealed cart, a cart of another layout) no 
 back and the locking path runs in the same transaction, which raises the precise error (or
 applies the add, if the cart changed meanwhile). Changes with an idempotency key, carts
 allowed more than ONE_STATEMENT_MAX_LINES lines and schema-translated engines always take
-the locking path.
+the locking path. The content is read as ``json`` whatever its column type (``json`` as
+flask-cart creates it, or ``jsonb`` after a migration).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ ON CONFLICT (identifier, instance) DO UPDATE SET
                     e->0, (e->>1)::bigint + :quantity, CAST(:unit_cost AS text),
                     CASE WHEN CAST(:keep_extra AS boolean) THEN e->3 ELSE CAST(:extra AS json) END
                 ) ELSE e END AS v, i
-                FROM json_array_elements(c.content->'lines') WITH ORDINALITY AS x(e, i)
+                FROM json_array_elements(c.content::json->'lines') WITH ORDINALITY AS x(e, i)
                 UNION ALL
                 SELECT json_build_array(
                     CAST(:product_id AS text), CAST(:quantity AS bigint), CAST(:unit_cost AS text),
@@ -78,15 +79,15 @@ ON CONFLICT (identifier, instance) DO UPDATE SET
                 ),
                     9223372036854775807
                 WHERE NOT EXISTS (
-                    SELECT 1 FROM json_array_elements(c.content->'lines') AS y(e)
+                    SELECT 1 FROM json_array_elements(c.content::json->'lines') AS y(e)
                     WHERE e->>0 = :product_id
                 )
             ) AS u
         ),
-        'merged', coalesce(c.content->'merged', '[]'::json),
+        'merged', coalesce(c.content::json->'merged', '[]'::json),
         'sealed', false,
-        'uid', c.content->'uid'
-    ) ELSE EXCLUDED.content END,
+        'uid', c.content::json->'uid'
+    ) ELSE EXCLUDED.content::json END,
     version = c.version + 1,
     created_at = CASE WHEN {live} THEN c.created_at ELSE EXCLUDED.created_at END,
     updated_at = EXCLUDED.updated_at,
@@ -95,17 +96,19 @@ ON CONFLICT (identifier, instance) DO UPDATE SET
     expires_at = EXCLUDED.expires_at
 WHERE CASE
     WHEN c.expires_at IS NOT NULL AND c.expires_at <= :now THEN true
-    WHEN json_typeof(c.content->'lines') IS DISTINCT FROM 'array'
-        OR coalesce(c.content->>'sealed', 'false') <> 'false' THEN false
-    WHEN c.version <= 0 THEN json_array_length(c.content->'lines') = 0
-    WHEN coalesce(c.content->>'uid', '') = '' THEN false
+    WHEN json_typeof(c.content::json->'lines') IS DISTINCT FROM 'array'
+        OR coalesce(c.content::json->>'sealed', 'false') <> 'false' THEN false
+    WHEN c.version <= 0 THEN json_array_length(c.content::json->'lines') = 0
+    WHEN coalesce(c.content::json->>'uid', '') = '' THEN false
     WHEN EXISTS (
-        SELECT 1 FROM json_array_elements(c.content->'lines') AS y(e) WHERE e->>0 = :product_id
+        SELECT 1 FROM json_array_elements(c.content::json->'lines') AS y(e)
+        WHERE e->>0 = :product_id
     ) THEN (
-        SELECT (e->>1)::bigint + :quantity FROM json_array_elements(c.content->'lines') AS y(e)
+        SELECT (e->>1)::bigint + :quantity
+        FROM json_array_elements(c.content::json->'lines') AS y(e)
         WHERE e->>0 = :product_id LIMIT 1
     ) <= :max_line_quantity
-    ELSE json_array_length(c.content->'lines') < :max_lines
+    ELSE json_array_length(c.content::json->'lines') < :max_lines
 END
 RETURNING c.content, c.customer_id, c.version, c.created_at, c.updated_at, c.expires_at
 """
