@@ -27,14 +27,32 @@ def store(make_store: Any) -> Any:
     return make_store("postgres")
 
 
+#: Listeners the running test added to the shared engine: removed after it.
+LISTENING: list[tuple[Any, str, Any]] = []
+
+
+@pytest.fixture(autouse=True)
+def _remove_listeners() -> Any:
+    yield
+    while LISTENING:
+        sa.event.remove(*LISTENING.pop())
+
+
+def listen(engine: Any, event: str, fn: Any) -> None:
+    """`fn` on `engine`'s `event` until the test ends."""
+    sa.event.listen(engine, event, fn)
+    LISTENING.append((engine, event, fn))
+
+
 def statements(store: Any) -> list[str]:
-    """The statements the store's engine runs from now on (a list that fills)."""
+    """The statements the store's engine runs from now on (a list that fills). A listener
+    makes the store send them through SQLAlchemy's execute (see stores/sql_driver.py)."""
     seen: list[str] = []
 
     def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         seen.append(statement)
 
-    sa.event.listen(store.engine, "before_cursor_execute", on_execute)
+    listen(store.engine, "before_cursor_execute", on_execute)
     return seen
 
 
@@ -145,7 +163,7 @@ def test_a_refused_add_is_explained_by_the_locking_path_in_the_same_transaction(
     store.add(key, line("a", 5), owner=GUEST, limits=LIMITS)
     seen = statements(store)
     begun: list[int] = []
-    sa.event.listen(store.engine, "begin", lambda conn: begun.append(1))
+    listen(store.engine, "begin", lambda conn: begun.append(1))
     with pytest.raises(QuantityLimitExceeded) as refused:
         store.add(key, line("a", 1), owner=GUEST, limits=LIMITS)
     assert refused.value.details["in_cart"] == 5

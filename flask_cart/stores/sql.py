@@ -287,7 +287,10 @@ class SQLStore(CartStore):
         IdempotencyKeyReused. Else `op` is recorded with the change. `owner` None: an
         existing cart only, its owner and lifetime kept (sealing). The rule may return the
         changes ``sealed`` (bool) and ``marker`` (a merge marker to remember); with a marker,
-        `carry`'s change-id records and link markers are recorded here too.
+        `carry`'s change-id records and link markers are recorded here too. `first` wraps
+        the locking work: it runs in the same transaction and may answer without it (the
+        one-statement add, stores/sql_one_statement.py). `timeout`: what is left of a
+        call's deadline, instead of the whole store timeout.
         """
 
         def work(conn: Connection) -> _Written:

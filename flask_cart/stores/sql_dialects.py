@@ -33,6 +33,8 @@ import sqlalchemy.dialects.sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 
+from . import sql_driver
+
 MYSQL = frozenset({"mysql", "mariadb"})
 
 #: MySQL/MariaDB errors after which InnoDB rolled the whole transaction back: a retry is safe.
@@ -240,10 +242,12 @@ def prepare_engine(engine: Engine) -> None:
         _prepared.add(engine)
 
 
-#: PostgreSQL: both timeouts for the current transaction only (built once).
-_SET_TIMEOUTS = sa.select(
-    sa.func.set_config("statement_timeout", sa.bindparam("ms", type_=sa.String()), True),
-    sa.func.set_config("lock_timeout", sa.bindparam("ms", type_=sa.String()), True),
+sql_driver.OWN_LISTENERS.update({_timed_out, _set_statement})
+
+
+#: PostgreSQL: both timeouts for the current transaction only (``SET LOCAL``), in ms.
+_SET_TIMEOUTS = (
+    "SELECT set_config('statement_timeout', '{ms}', true), set_config('lock_timeout', '{ms}', true)"
 )
 
 
@@ -251,7 +255,11 @@ def bound_transaction(conn: Connection, seconds: float) -> None:
     """Bound the statements and lock waits of the transaction just begun on `conn`."""
     dialect = conn.dialect
     if dialect.name == "postgresql":
-        conn.execute(_SET_TIMEOUTS, {"ms": str(max(1, int(seconds * 1000)))})
+        statement = _SET_TIMEOUTS.format(ms=max(1, int(seconds * 1000)))
+        if sql_driver.direct(conn):
+            sql_driver.execute(conn, statement)
+        else:
+            conn.exec_driver_sql(statement)
     elif dialect.name in MYSQL and getattr(dialect, "is_mariadb", False):
         conn.execution_options(**{LIMIT_OPTION: seconds})
 

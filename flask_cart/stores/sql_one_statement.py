@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta, timezone
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from ..lines import Limits, Line, Owner
+from . import sql_driver
 from .base import CartKey
 
 #: Carts allowed more lines than this (CART_MAX_LINES) take the locking path: the statement
@@ -115,6 +116,17 @@ RETURNING c.content, c.customer_id, c.version, c.created_at, c.updated_at, c.exp
 _LIVE = "c.version > 0 AND (c.expires_at IS NULL OR c.expires_at > :now)"
 
 
+class Row(NamedTuple):
+    """The cart's row after the add, as the driver answered it (the columns SQLStore reads)."""
+
+    content: Any
+    customer_id: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+
+
 def add_statement(table: sa.Table) -> Any:
     """The add statement on `table` (built once per table)."""
     built = table.info.get("flask_cart.one_statement_add")
@@ -122,11 +134,28 @@ def add_statement(table: sa.Table) -> Any:
         name = postgresql.dialect().identifier_preparer.format_table(table)
         text = _ADD.format(table=name, live=_LIVE)
         c = table.c
-        built = sa.text(text).columns(
-            c.content, c.customer_id, c.version, c.created_at, c.updated_at, c.expires_at
-        )
+        built = sa.text(text).columns(*(c[name] for name in Row._fields))
         table.info["flask_cart.one_statement_add"] = built
     return built
+
+
+def driver_sql(table: sa.Table, conn: Connection) -> str:
+    """The add statement's SQL as the driver takes it (``%(name)s`` parameters)."""
+    cache: dict[str, str] = table.info.setdefault("flask_cart.one_statement_sql", {})
+    sql = cache.get(conn.dialect.paramstyle)
+    if sql is None:
+        sql = cache[conn.dialect.paramstyle] = str(
+            add_statement(table).compile(dialect=conn.dialect)
+        )
+    return sql
+
+
+def _utc(value: datetime) -> datetime:
+    """As SQLStore's UTCDateTime reads it: naive values (a column migrated to ``timestamp``
+    without time zone) are UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
 
 
 def add(
@@ -160,7 +189,24 @@ def add(
         "max_line_quantity": limits.max_line_quantity,
         "max_lines": limits.max_lines,
     }
-    return conn.execute(add_statement(table), params).one_or_none()
+    if not sql_driver.direct(conn):
+        return conn.execute(add_statement(table), params).one_or_none()
+    got = sql_driver.execute(conn, driver_sql(table, conn), params)
+    if got is None:
+        return None
+    content, customer_id, version, created_at, updated_at, expires_at = got
+    if isinstance(content, (str, bytes)):  # the driver left JSON undecoded
+        content = json.loads(content)
+    expires_at = None if expires_at is None else _utc(expires_at)
+    return Row(content, customer_id, version, _utc(created_at), _utc(updated_at), expires_at)
 
 
-__all__ = ["ONE_STATEMENT_MAX_LINES", "add", "add_statement", "applies", "unreadable"]
+__all__ = [
+    "ONE_STATEMENT_MAX_LINES",
+    "Row",
+    "add",
+    "add_statement",
+    "applies",
+    "driver_sql",
+    "unreadable",
+]
