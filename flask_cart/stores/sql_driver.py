@@ -1,5 +1,5 @@
-"""PostgreSQL: the add's two statements (the transaction's bounds, the one-statement add)
-sent on the driver's connection directly, in the store call's transaction.
+"""PostgreSQL: the bounds of every store transaction and the one-statement add, sent on
+the driver's connection directly, in the store call's transaction.
 
 ``Connection.execute()`` costs the client about as much again as the driver's own work
 (compiled-cache lookup, execution context, result object, type processors). These two

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..lines import Limits, Line, Owner
 from . import sql_driver
 from .base import CartKey
+from .sql_dialects import as_utc
 
 #: Carts allowed more lines than this (CART_MAX_LINES) take the locking path: the statement
 #: walks the JSON lines a few times, which costs more than reading and writing them once.
@@ -122,8 +123,8 @@ class Row(NamedTuple):
     content: Any
     customer_id: str | None
     version: int
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime | None
+    updated_at: datetime | None
     expires_at: datetime | None
 
 
@@ -148,14 +149,6 @@ def driver_sql(table: sa.Table, conn: Connection) -> str:
             add_statement(table).compile(dialect=conn.dialect)
         )
     return sql
-
-
-def _utc(value: datetime) -> datetime:
-    """As SQLStore's UTCDateTime reads it: naive values (a column migrated to ``timestamp``
-    without time zone) are UTC."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
 
 
 def add(
@@ -197,8 +190,8 @@ def add(
     content, customer_id, version, created_at, updated_at, expires_at = got
     if isinstance(content, (str, bytes)):  # the driver left JSON undecoded
         content = json.loads(content)
-    expires_at = None if expires_at is None else _utc(expires_at)
-    return Row(content, customer_id, version, _utc(created_at), _utc(updated_at), expires_at)
+    times = as_utc(created_at), as_utc(updated_at), as_utc(expires_at)
+    return Row(content, customer_id, version, *times)
 
 
 __all__ = [
